@@ -1,0 +1,12 @@
+"""Network architectures. Each ``*_arch.py`` is imported explicitly so it registers itself."""
+from typing import Any, Dict
+
+import torch.nn as nn
+
+from basicsr.archs import dgfusion_arch  # noqa: F401  (registers DGFusion)
+from basicsr.utils.registry import ARCH_REGISTRY, build_from_cfg
+
+
+def build_network(opt: Dict[str, Any]) -> nn.Module:
+    """Build a network from an option dict such as ``{'type': 'DGFusion', 'channels': 16}``."""
+    return build_from_cfg(ARCH_REGISTRY, opt, where='network_g')

@@ -1,0 +1,1 @@
+"""Bottom layer: registries, options, errors, logging, distribution, image io, checkpoints."""

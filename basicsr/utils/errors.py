@@ -1,0 +1,27 @@
+"""User-facing errors.
+
+Every problem caused by the user's input (an option file, a data folder, a checkpoint) is
+raised as a subclass of :class:`DGFusionError` with a one-line message that names the file,
+key or value and what was expected. The entry points catch these and print ``error: <msg>``
+instead of a traceback.
+"""
+
+
+class DGFusionError(Exception):
+    """Base class of the errors meant to be shown to a user as one line."""
+
+
+class ConfigError(DGFusionError):
+    """An option file or command-line override is invalid."""
+
+
+class RegistryError(ConfigError):
+    """A ``type:`` name is unknown, or a name was registered twice."""
+
+
+class DataError(DGFusionError):
+    """A dataset folder or image file is missing, unreadable or inconsistent."""
+
+
+class CheckpointError(DGFusionError):
+    """A checkpoint file is unreadable or does not match the network."""

@@ -1,0 +1,242 @@
+"""DGFusion: discrepancy-guided visible-infrared fusion network.
+
+The network follows the published model exactly (see ``shared/spec/dgfusion_network.md``):
+
+1. ``enhancer`` -- amplitude-phase feature enhancer: shallow encoders per modality, joint
+   amplitude and joint phase, the learnable discrepancy spectrum ``D = a*V - b*I`` and its
+   refinement; it returns three spectra ``S_d``, ``S_ap``, ``S_pa``.
+2. ``extractor`` -- discrepancy-aware feature extractor: one attention block for the frequency
+   branch (q=S_d, k=S_pa, v=S_ap) and one for the spatial branch (q=S_d, k=S_ap, v=S_pa).
+3. ``fusion`` -- adaptive discrepancy-guided fusion: sigmoid gates weigh the two branches.
+4. ``reconstruction`` -- two convolutions back to one luminance channel.
+
+Unlike the published module, this one holds no parameters that its forward pass does not use;
+``basicsr.utils.checkpoint`` maps published checkpoints onto these names.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+
+from basicsr.utils.errors import ConfigError
+from basicsr.utils.registry import ARCH_REGISTRY
+
+LRELU_SLOPE = 0.1
+# Published behaviour: non-finite fused features are overwritten with this value.
+NONFINITE_FILL = 1e-5
+
+
+def conv3x3(cin: int, cout: int) -> nn.Conv2d:
+    """3x3 convolution, stride 1, zero padding 1, with bias (size-preserving)."""
+    return nn.Conv2d(cin, cout, kernel_size=3, stride=1, padding=1, bias=True)
+
+
+def conv_lrelu_block(cin: int, cout: int) -> nn.Sequential:
+    """conv(cin->cout), lrelu, conv(cout->cout), lrelu; parameters at indices 0 and 2."""
+    return nn.Sequential(conv3x3(cin, cout), nn.LeakyReLU(LRELU_SLOPE),
+                         conv3x3(cout, cout), nn.LeakyReLU(LRELU_SLOPE))
+
+
+def as_complex(x: torch.Tensor) -> torch.Tensor:
+    """(B,2K,H,W) real -> (B,K,H,W) complex: channels [0,K) real part, [K,2K) imaginary part."""
+    real, imag = x.chunk(2, dim=1)
+    return torch.complex(real, imag)
+
+
+def polar_to_stacked(amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
+    """Amplitude and phase (B,K,H,W) -> (B,2K,H,W) real tensor cat(amp*cos, amp*sin)."""
+    return torch.cat([amp * torch.cos(pha), amp * torch.sin(pha)], dim=1)
+
+
+class ChannelLayerNorm(nn.Module):
+    """Layer norm over the channels of every pixel, with per-channel weight and bias.
+
+    ``y = (x - mean_c(x)) / sqrt(var_c(x) + eps) * weight + bias`` with the biased variance.
+    Input and output (B,C,H,W) float; ``weight``/``bias`` have shape (C,).
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=1, keepdim=True)
+        var = x.var(dim=1, keepdim=True, unbiased=False)
+        x = (x - mean) / torch.sqrt(var + self.eps)
+        return x * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+class AmplitudePhaseEnhancer(nn.Module):
+    """Stage 1: amplitude-phase feature enhancer.
+
+    Input ``vis_y``, ``ir``: (B,1,H,W) in [0,1]. Output: three real tensors (B,8C,H,W), each a
+    spectrum stored as cat(real, imag) of 4C complex channels:
+    ``S_d`` (refined discrepancy), ``S_ap`` (joint amplitude with discrepancy phase) and
+    ``S_pa`` (discrepancy amplitude with joint phase).
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        c = channels
+        self.vis_encoder = self._shallow_encoder(c)
+        self.ir_encoder = self._shallow_encoder(c)
+        # joint amplitude / joint phase: residual block on the 8C concatenation, then 8C->4C
+        self.amp_joint = conv_lrelu_block(8 * c, 8 * c)
+        self.pha_joint = conv_lrelu_block(8 * c, 8 * c)
+        self.amp_proj = nn.Sequential(conv3x3(8 * c, 4 * c), nn.LeakyReLU(LRELU_SLOPE),
+                                      conv3x3(4 * c, 4 * c), nn.LeakyReLU(LRELU_SLOPE))
+        self.pha_proj = nn.Sequential(conv3x3(8 * c, 4 * c), nn.LeakyReLU(LRELU_SLOPE),
+                                      conv3x3(4 * c, 4 * c), nn.LeakyReLU(LRELU_SLOPE))
+        # discrepancy spectrum D = a*V - b*I
+        self.a = nn.Parameter(torch.ones(1))
+        self.b = nn.Parameter(torch.ones(1))
+        self.amp_refine1 = conv_lrelu_block(4 * c, 4 * c)
+        self.amp_refine2 = conv_lrelu_block(4 * c, 4 * c)
+        self.pha_refine1 = conv_lrelu_block(4 * c, 4 * c)
+        self.pha_refine2 = conv_lrelu_block(4 * c, 4 * c)
+
+    @staticmethod
+    def _shallow_encoder(c: int) -> nn.Sequential:
+        """conv(1->C), lrelu, conv(C->2C), lrelu, conv(2C->4C); no final activation."""
+        return nn.Sequential(conv3x3(1, c), nn.LeakyReLU(LRELU_SLOPE),
+                             conv3x3(c, 2 * c), nn.LeakyReLU(LRELU_SLOPE),
+                             conv3x3(2 * c, 4 * c))
+
+    def forward(self, vis_y: torch.Tensor,
+                ir: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        vis_spec = torch.fft.fft2(self.vis_encoder(vis_y))  # (B,4C,H,W) complex
+        ir_spec = torch.fft.fft2(self.ir_encoder(ir))
+
+        amp_cat = torch.cat([torch.abs(vis_spec), torch.abs(ir_spec)], dim=1)
+        pha_cat = torch.cat([torch.angle(vis_spec), torch.angle(ir_spec)], dim=1)
+        amp_joint = self.amp_proj(self.amp_joint(amp_cat) + amp_cat)
+        pha_joint = self.pha_proj(self.pha_joint(pha_cat) + pha_cat)
+
+        disc = self.a * vis_spec - self.b * ir_spec
+        amp_disc = torch.abs(disc)
+        pha_disc = torch.angle(disc)
+        amp_disc = self.amp_refine2(self.amp_refine1(amp_disc)) + amp_disc
+        pha_disc = self.pha_refine2(self.pha_refine1(pha_disc)) + pha_disc
+
+        s_d = polar_to_stacked(amp_disc, pha_disc)
+        s_ap = polar_to_stacked(amp_joint, pha_disc)
+        s_pa = polar_to_stacked(amp_disc, pha_joint)
+        return s_d, s_ap, s_pa
+
+
+class DiscrepancyAttention(nn.Module):
+    """Stage 2 block: discrepancy-aware feature extractor (used twice, own weights each).
+
+    ``q``, ``k``, ``v``: (B,8C,H,W) real spectra stored as cat(real, imag). Returns
+    ``norm_out(F1 * F2 + s)`` of shape (B,4C,H,W), where
+    ``F1 = norm_qk(Re ifft2(wq(q) * wk(k)))`` (element-wise product of the real 8C tensors,
+    then read as complex), ``F2 = norm_v(Re ifft2(wv(v)))`` and ``s = Re ifft2(q)``.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        c8 = 8 * channels
+        self.wq = self._projection(c8)
+        self.wk = self._projection(c8)
+        self.wv = self._projection(c8)
+        self.norm_qk = ChannelLayerNorm(4 * channels)
+        self.norm_v = ChannelLayerNorm(4 * channels)
+        self.norm_out = ChannelLayerNorm(4 * channels)
+
+    @staticmethod
+    def _projection(c8: int) -> nn.Sequential:
+        """conv(8C->8C), ReLU, conv(8C->8C); parameters at indices 0 and 2."""
+        return nn.Sequential(conv3x3(c8, c8), nn.ReLU(), conv3x3(c8, c8))
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        f1 = torch.fft.ifft2(as_complex(self.wq(q) * self.wk(k))).real
+        f1 = self.norm_qk(f1)
+        f2 = self.norm_v(torch.fft.ifft2(as_complex(self.wv(v))).real)
+        skip = torch.fft.ifft2(as_complex(q)).real
+        return self.norm_out(f1 * f2 + skip)
+
+
+class DiscrepancyAwareExtractor(nn.Module):
+    """Stage 2: frequency branch (q=S_d, k=S_pa, v=S_ap) and spatial branch (q=S_d, k=S_ap, v=S_pa).
+
+    Inputs (B,8C,H,W) each; returns ``(fre, spa)``, each (B,4C,H,W).
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.frequency = DiscrepancyAttention(channels)
+        self.spatial = DiscrepancyAttention(channels)
+
+    def forward(self, s_d: torch.Tensor, s_ap: torch.Tensor,
+                s_pa: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        fre = self.frequency(s_d, s_pa, s_ap)
+        spa = self.spatial(s_d, s_ap, s_pa)
+        return fre, spa
+
+
+class AdaptiveFusion(nn.Module):
+    """Stage 3: adaptive discrepancy-guided fusion.
+
+    ``g = sigmoid(conv(conv(cat(fre, spa))))`` (8C->4C->8C, no activation in between);
+    returns ``fre * g[:, :4C] + spa * g[:, 4C:]``, shape (B,4C,H,W).
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.gate = nn.Sequential(conv3x3(8 * channels, 4 * channels),
+                                  conv3x3(4 * channels, 8 * channels), nn.Sigmoid())
+
+    def forward(self, fre: torch.Tensor, spa: torch.Tensor) -> torch.Tensor:
+        g_fre, g_spa = self.gate(torch.cat([fre, spa], dim=1)).chunk(2, dim=1)
+        return fre * g_fre + spa * g_spa
+
+
+@ARCH_REGISTRY.register()
+class DGFusion(nn.Module):
+    """DGFusion network: ``forward(vis_y, ir) -> fused_y``.
+
+    Args:
+        channels: base width C (published model: 16, 3,091,971 parameters).
+
+    Inputs ``vis_y`` (visible luminance, BT.601 Y) and ``ir``: (B,1,H,W) float in [0,1], any
+    H and W. Output: fused luminance (B,1,H,W), same dtype/device, NOT clamped.
+
+    After every forward, ``last_nonfinite`` holds a 0-dim int64 tensor (on the input's device)
+    with the number of non-finite fused features that were replaced by 1e-5, as the published
+    model does; read it with ``int(net.last_nonfinite)`` when logging (a host sync).
+
+    Example:
+        >>> net = DGFusion(channels=2)
+        >>> net(torch.rand(1, 1, 9, 7), torch.rand(1, 1, 9, 7)).shape
+        torch.Size([1, 1, 9, 7])
+    """
+
+    def __init__(self, channels: int = 16) -> None:
+        super().__init__()
+        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+            raise ConfigError(f"DGFusion: channels must be a positive int, got {channels!r}")
+        self.channels = channels
+        self.enhancer = AmplitudePhaseEnhancer(channels)
+        self.extractor = DiscrepancyAwareExtractor(channels)
+        self.fusion = AdaptiveFusion(channels)
+        self.reconstruction = nn.Sequential(conv3x3(4 * channels, 2 * channels),
+                                            nn.LeakyReLU(LRELU_SLOPE),
+                                            conv3x3(2 * channels, 1), nn.LeakyReLU(LRELU_SLOPE))
+        self.last_nonfinite: torch.Tensor = torch.zeros((), dtype=torch.long)
+
+    def forward(self, vis_y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+        if vis_y.dim() != 4 or vis_y.shape[1] != 1 or vis_y.shape != ir.shape:
+            raise ValueError(f"DGFusion: expected vis_y and ir of equal shape (B,1,H,W), got "
+                             f"{tuple(vis_y.shape)} and {tuple(ir.shape)}")
+        s_d, s_ap, s_pa = self.enhancer(vis_y, ir)
+        fre, spa = self.extractor(s_d, s_ap, s_pa)
+        res = self.fusion(fre, spa)
+        finite = torch.isfinite(res)
+        self.last_nonfinite = (~finite).sum().detach()
+        res = torch.where(finite, res, torch.full((), NONFINITE_FILL, dtype=res.dtype,
+                                                  device=res.device))
+        return self.reconstruction(res)

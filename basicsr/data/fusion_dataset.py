@@ -1,0 +1,121 @@
+"""Paired visible/infrared dataset (optionally with visible-weight masks)."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Optional, Tuple, Union
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from basicsr.data.transforms import paired_augment, paired_random_crop
+from basicsr.utils.errors import DataError
+from basicsr.utils.img_util import img2tensor, ir_to_gray, pair_by_stem, read_image, to_float01
+from basicsr.utils.registry import DATASET_REGISTRY
+
+logger = logging.getLogger(__name__)
+
+
+@DATASET_REGISTRY.register()
+class PairedFusionDataset(Dataset):
+    """Visible/infrared pairs matched by file stem across extensions (png, jpg, bmp, tif).
+
+    Each item is a dict:
+        ``vis``: (3,H,W) float32 RGB in [0,1] (a gray visible image is repeated to 3 channels);
+        ``ir``: (1,H,W) float32 in [0,1] (8-bit /255; 16-bit min-max per image; a 3-channel
+        infrared image is taken as gray);
+        ``mask``: (1,H,W) float32 in [0,1] (train phase, when masks are used);
+        ``stem``, ``vis_path``, ``ir_path``: strings; ``vis_gray``: bool.
+
+    Args:
+        dataroot_vis: folder of visible images.
+        dataroot_ir: folder of infrared images, same stems.
+        dataroot_mask: folder of visible-weight masks (same stems; 8-bit 0/255 or 16-bit), or
+            ``'auto'`` to compute VSM masks from each full pair on the fly, or None for no mask.
+        phase: ``'train'`` (random crop + augmentation, masks) or ``'test'`` (whole images).
+        patch_size: training crop size.
+        use_hflip: random horizontal flips (train).
+        use_rot: random vertical flips and 90-degree rotations (train).
+        enlarge_ratio: the epoch visits every pair this many times (train).
+        mask_mode: ``'dgfusion'`` (binary, published) or ``'weighted'`` for ``'auto'`` masks.
+        cache_masks: keep ``'auto'`` masks in memory per pair.
+    """
+
+    def __init__(self, dataroot_vis: str, dataroot_ir: str, dataroot_mask: Optional[str] = None,
+                 phase: str = 'test', patch_size: int = 128, use_hflip: bool = True,
+                 use_rot: bool = True, enlarge_ratio: int = 1, mask_mode: str = 'dgfusion',
+                 cache_masks: bool = True) -> None:
+        if phase not in ('train', 'test'):
+            raise DataError(f"phase must be 'train' or 'test', got '{phase}'")
+        if mask_mode not in ('dgfusion', 'weighted'):
+            raise DataError(f"mask_mode must be 'dgfusion' or 'weighted', got '{mask_mode}'")
+        if enlarge_ratio < 1 or patch_size < 1:
+            raise DataError(f"enlarge_ratio and patch_size must be >= 1, got {enlarge_ratio}, {patch_size}")
+        roles = [('vis', dataroot_vis), ('ir', dataroot_ir)]
+        self.mask_source = None
+        if phase == 'train' and dataroot_mask:
+            if dataroot_mask == 'auto':
+                self.mask_source = 'auto'
+            else:
+                self.mask_source = 'folder'
+                roles.append(('mask', dataroot_mask))
+        self.pairs = pair_by_stem(roles)
+        self.phase, self.patch_size = phase, patch_size
+        self.use_hflip, self.use_rot, self.enlarge_ratio = use_hflip, use_rot, enlarge_ratio
+        self.mask_mode, self.cache_masks = mask_mode, cache_masks
+        self._mask_cache: Dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.pairs) * (self.enlarge_ratio if self.phase == 'train' else 1)
+
+    @property
+    def num_pairs(self) -> int:
+        return len(self.pairs)
+
+    def _load_mask(self, index: int, vis: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        if index in self._mask_cache:
+            return self._mask_cache[index]
+        from basicsr.utils.saliency import read_mask, saliency_mask
+        pair = self.pairs[index]
+        if self.mask_source == 'folder':
+            mask = read_mask(pair['mask'])
+        else:
+            mask = saliency_mask(vis, ir, mode=self.mask_mode)
+        if mask.shape != ir.shape[:2]:
+            raise DataError(f"{pair.get('mask', pair['vis'])}: mask is {mask.shape[0]}x{mask.shape[1]}, "
+                            f"pair is {ir.shape[0]}x{ir.shape[1]}")
+        if self.mask_source == 'auto' and self.cache_masks:
+            self._mask_cache[index] = mask
+        return mask
+
+    def __getitem__(self, key: Union[int, Tuple[int, int]]) -> Dict[str, Any]:
+        """``key`` is an index, or (index, augmentation seed) as the training sampler yields."""
+        index, aug_seed = (key if isinstance(key, tuple) else (key, key))
+        index = int(index) % len(self.pairs)
+        pair = self.pairs[index]
+        vis_raw, ir_raw = read_image(pair['vis']), ir_to_gray(read_image(pair['ir']))
+        if vis_raw.shape[:2] != ir_raw.shape[:2]:
+            raise DataError(f"{pair['vis']} is {vis_raw.shape[0]}x{vis_raw.shape[1]} but "
+                            f"{pair['ir']} is {ir_raw.shape[0]}x{ir_raw.shape[1]}")
+        vis_gray = vis_raw.ndim == 2
+        vis = to_float01(vis_raw)
+        vis = np.repeat(vis[:, :, None], 3, axis=2) if vis_gray else vis
+        images = [vis, to_float01(ir_raw)]
+        if self.phase == 'train' and self.mask_source:
+            images.append(self._load_mask(index, vis_raw, ir_raw).astype(np.float32))
+        if self.phase == 'train':
+            rng = np.random.default_rng([int(aug_seed), index])
+            images = paired_random_crop(images, self.patch_size, rng, where=str(pair['vis']))
+            images = paired_augment(images, rng, self.use_hflip, self.use_rot)
+        item: Dict[str, Any] = {'vis': img2tensor(images[0]), 'ir': img2tensor(images[1]),
+                                'stem': pair['stem'], 'vis_path': str(pair['vis']),
+                                'ir_path': str(pair['ir']), 'vis_gray': vis_gray}
+        if len(images) > 2:
+            item['mask'] = img2tensor(images[2])
+        return item
+
+
+def describe(dataset: PairedFusionDataset) -> str:
+    """One-line summary for logs."""
+    mask = dataset.mask_source or 'none'
+    return f"{dataset.num_pairs} pairs, phase {dataset.phase}, masks: {mask}"
+

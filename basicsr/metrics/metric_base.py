@@ -1,0 +1,53 @@
+"""Registration of plane metrics: one :class:`MetricSpec` per metric name in ``METRIC_REGISTRY``.
+
+A plane function has the signature ``fn(fused, vis, ir, convention) -> float`` where the three
+inputs are prepared 2-D float64 arrays of equal shape holding integer values 0..255 and
+``convention`` is one of ``vifb``, ``tang``, ``cddfuse``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Tuple, Union
+
+from basicsr.utils.errors import RegistryError
+from basicsr.utils.registry import METRIC_REGISTRY
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A registered metric: its plane function, the conventions defining it, and its direction."""
+
+    name: str
+    fn: Callable
+    conventions: Tuple[str, ...]
+    higher_better: Dict[str, bool]
+
+
+def register_metric(name: str, conventions: Tuple[str, ...],
+                    higher_better: Union[bool, Dict[str, bool]] = True) -> Callable:
+    """Decorator storing ``MetricSpec(name, fn, conventions, higher_better)`` in the
+    metric registry.
+
+    ``higher_better`` is either one bool for every convention or a dict per convention.
+    The decorated function is returned unchanged.
+    """
+    conventions = tuple(conventions)
+    if isinstance(higher_better, dict):
+        missing = [c for c in conventions if c not in higher_better]
+        if missing:
+            raise ValueError(f"register_metric('{name}'): higher_better lacks conventions "
+                             f"{missing}")
+        direction = {c: bool(higher_better[c]) for c in conventions}
+    else:
+        direction = {c: bool(higher_better) for c in conventions}
+
+    def _wrap(fn: Callable) -> Callable:
+        if name in METRIC_REGISTRY:
+            first = METRIC_REGISTRY.get(name).fn
+            raise RegistryError(f"metric registry: name '{name}' registered twice (first by "
+                                f"{first.__module__}.{first.__qualname__}, again by "
+                                f"{fn.__module__}.{fn.__qualname__})")
+        METRIC_REGISTRY.register(MetricSpec(name, fn, conventions, direction), name=name)
+        return fn
+
+    return _wrap

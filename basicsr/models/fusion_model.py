@@ -1,0 +1,198 @@
+"""FusionModel: one training step and one fusion step of DGFusion on RGB/thermal batches."""
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
+
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.models.optim import build_optimizer, build_scheduler
+from basicsr.utils.color import rgb_to_ycbcr, ycbcr_to_rgb
+from basicsr.utils.dist import get_world_size, reduce_mean
+from basicsr.utils.errors import DGFusionError
+from basicsr.utils.registry import MODEL_REGISTRY
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDiverged(DGFusionError):
+    """Too many consecutive non-finite losses."""
+
+
+def split_luma(vis: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(B,3,H,W) RGB in [0,1] -> Y (B,1,H,W) and CbCr (B,2,H,W); (B,1,H,W) gray -> itself, None."""
+    if vis.shape[1] == 1:
+        return vis, None
+    ycbcr = rgb_to_ycbcr(vis)
+    return ycbcr[:, :1], ycbcr[:, 1:]
+
+
+def merge_luma(fused_y: torch.Tensor, cbcr: Optional[torch.Tensor]) -> torch.Tensor:
+    """Clamp the fused Y to [0,1] and rebuild RGB with the visible Cb/Cr (clamped to [0,1])."""
+    fused_y = fused_y.clamp(0, 1)
+    if cbcr is None:
+        return fused_y
+    return ycbcr_to_rgb(torch.cat([fused_y, cbcr], dim=1)).clamp(0, 1)
+
+
+@MODEL_REGISTRY.register()
+class FusionModel:
+    """Holds the network, its EMA copy, losses, optimiser and scheduler.
+
+    The trainer calls :meth:`train_step` once per iteration and :meth:`fuse` to validate;
+    everything else (logging, checkpoints, data) lives in the trainer.
+
+    Args:
+        opt: validated options (see ``basicsr.utils.options``).
+        device: where the network lives.
+        net: an already built network (e.g. loaded from a checkpoint); built from
+            ``opt['network_g']`` when None.
+        is_train: build losses/optimiser/EMA.
+    """
+
+    def __init__(self, opt: Dict[str, Any], device: torch.device, net: Optional[nn.Module] = None,
+                 is_train: bool = True) -> None:
+        self.opt, self.device = opt, device
+        self.net_g = (net if net is not None else build_network(opt['network_g'])).to(device)
+        self.net_g_ema: Optional[nn.Module] = None
+        self.nonfinite_in_a_row = 0
+        self.nonfinite_total = 0
+        if not is_train:
+            self.net_g.eval()
+            return
+        train = opt['train']
+        self.ema_decay = float(train['ema_decay'])
+        if self.ema_decay > 0:
+            self.net_g_ema = copy.deepcopy(self.net_g).eval()
+            for p in self.net_g_ema.parameters():
+                p.requires_grad_(False)
+        self.losses = nn.ModuleList([build_loss(cfg) for cfg in train['losses']]).to(device)
+        self.loss_names = [cfg['type'] for cfg in train['losses']]
+        self.needs_mask = any(getattr(loss, 'needs_mask', False) for loss in self.losses)
+        self.optimizer = build_optimizer(train['optim_g'], [p for p in self.net_g.parameters()
+                                                            if p.requires_grad])
+        self.scheduler = build_scheduler(train['scheduler'], self.optimizer) if train['scheduler'] else None
+        self.use_amp = bool(train['use_amp']) and device.type == 'cuda'
+        if train['use_amp'] and not self.use_amp:
+            logger.warning('train.use_amp is ignored on %s (AMP needs CUDA)', device)
+        self.scaler = torch.amp.GradScaler('cuda', enabled=self.use_amp)
+        self.grad_clip = train['grad_clip']
+        self.max_nonfinite = train['max_nonfinite_steps']
+        self.ddp: Optional[nn.Module] = None
+        if get_world_size() > 1:
+            self.ddp = DistributedDataParallel(
+                self.net_g, device_ids=[device.index] if device.type == 'cuda' else None)
+        self.net_g.train()
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, batch: Dict[str, Any]) -> Dict[str, float]:
+        """One optimisation step on ``batch`` (``vis`` (B,3,H,W), ``ir`` (B,1,H,W), ``mask``).
+
+        Returns the losses averaged over processes (``total`` and one per loss type), ``lr``,
+        and ``skipped`` (1.0 when the step was skipped for a non-finite loss).
+
+        Raises:
+            TrainingDiverged: after ``max_nonfinite_steps`` non-finite losses in a row.
+        """
+        vis = batch['vis'].to(self.device, non_blocking=True)
+        ir = batch['ir'].to(self.device, non_blocking=True)
+        mask = batch['mask'].to(self.device, non_blocking=True) if 'mask' in batch else None
+        if self.needs_mask and mask is None:
+            raise DGFusionError('a configured loss needs visible-weight masks but the training '
+                                'dataset has none: set datasets.train.dataroot_mask (a folder or auto)')
+        vis_y, _ = split_luma(vis)
+        net = self.ddp or self.net_g
+        with torch.autocast(self.device.type, enabled=self.use_amp):
+            fused_y = net(vis_y, ir)
+        fused_y = fused_y.float()
+        terms: List[torch.Tensor] = [loss(fused_y, vis_y, ir, mask) for loss in self.losses]
+        total = torch.stack(terms).sum()
+        finite = torch.isfinite(total).float()
+        # every process must agree before backward, or DDP would wait forever
+        all_finite = bool(reduce_mean(finite.detach()).item() == 1.0)
+        self.optimizer.zero_grad(set_to_none=True)
+        if not all_finite:
+            self.nonfinite_in_a_row += 1
+            self.nonfinite_total += 1
+            logger.warning('non-finite loss: step skipped (%d in a row, %d in total)',
+                           self.nonfinite_in_a_row, self.nonfinite_total)
+            if self.nonfinite_in_a_row >= self.max_nonfinite:
+                raise TrainingDiverged(
+                    f"{self.nonfinite_in_a_row} non-finite losses in a row: training stopped "
+                    f"(lower train.optim_g.lr, set train.grad_clip, or check the data); the last "
+                    f"good checkpoint is intact")
+            out = {'total': float('nan'), 'skipped': 1.0}
+        else:
+            self.nonfinite_in_a_row = 0
+            self.scaler.scale(total).backward()
+            if self.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), float(self.grad_clip))
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.update_ema()
+            logged = reduce_mean(torch.stack([total.detach()] + [t.detach() for t in terms]))
+            out = {'total': float(logged[0]), 'skipped': 0.0}
+            for name, value in zip(self.loss_names, logged[1:].tolist()):
+                out[name] = out.get(name, 0.0) + value
+        if self.scheduler is not None:
+            self.scheduler.step()
+        out['lr'] = self.optimizer.param_groups[0]['lr']
+        out['nonfinite_features'] = float(getattr(self.net_g, 'last_nonfinite', 0))
+        return out
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """``ema = decay * ema + (1 - decay) * net`` for every parameter and buffer."""
+        if self.net_g_ema is None:
+            return
+        src = dict(self.net_g.named_parameters())
+        for name, p in self.net_g_ema.named_parameters():
+            p.mul_(self.ema_decay).add_(src[name].detach(), alpha=1 - self.ema_decay)
+        src_b = dict(self.net_g.named_buffers())
+        for name, b in self.net_g_ema.named_buffers():
+            b.copy_(src_b[name])
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def fuse(self, vis: torch.Tensor, ir: torch.Tensor, use_ema: bool = True) -> torch.Tensor:
+        """Fuse (B,3,H,W) RGB (or (B,1,H,W) gray) visible with (B,1,H,W) infrared, all in [0,1].
+
+        Returns the fused image in the visible image's colour space, clamped to [0,1].
+        """
+        net = self.net_g_ema if (use_ema and self.net_g_ema is not None) else self.net_g
+        was_training = net.training
+        net.eval()
+        vis_y, cbcr = split_luma(vis.to(self.device))
+        fused_y = net(vis_y, ir.to(self.device))
+        net.train(was_training)
+        return merge_luma(fused_y.float(), cbcr)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> Dict[str, Any]:
+        """Network, EMA, optimiser, scheduler and scaler states (plain tensors/primitives)."""
+        return {
+            'params': self.net_g.state_dict(),
+            'params_ema': self.net_g_ema.state_dict() if self.net_g_ema is not None else None,
+            'optimizer': self.optimizer.state_dict(),
+            'scheduler': self.scheduler.state_dict() if self.scheduler is not None else None,
+            'scaler': self.scaler.state_dict(),
+            'nonfinite_total': self.nonfinite_total,
+        }
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (network shapes must match)."""
+        self.net_g.load_state_dict(state['params'])
+        if self.net_g_ema is not None:
+            self.net_g_ema.load_state_dict(state['params_ema'] or state['params'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        if self.scheduler is not None and state.get('scheduler'):
+            self.scheduler.load_state_dict(state['scheduler'])
+        if state.get('scaler'):
+            self.scaler.load_state_dict(state['scaler'])
+        self.nonfinite_total = int(state.get('nonfinite_total', 0))

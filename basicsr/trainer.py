@@ -1,0 +1,254 @@
+"""The iteration loop: data, steps, logging, validation, checkpoints, resume, clean stops."""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+from tqdm import tqdm
+
+from basicsr.data import build_dataset, build_eval_loader, build_train_loader
+from basicsr.data.fusion_dataset import describe
+from basicsr.models import MODEL_REGISTRY
+from basicsr.models.fusion_model import TrainingDiverged
+from basicsr.utils import dist as du
+from basicsr.utils.checkpoint import CKPT_FORMAT, load_network, read_checkpoint, save_atomic
+from basicsr.utils.errors import CheckpointError, ConfigError
+from basicsr.utils.logger import JsonlWriter, make_tb_writer, setup_logging
+from basicsr.utils.options import LoadedOptions
+from basicsr.utils.yaml_io import dump_yaml
+from basicsr.validation import evaluate_set, format_table, mean_row, write_csv
+
+logger = logging.getLogger('basicsr.train')
+
+
+class Trainer:
+    """Owns one training run. Only rank 0 writes files."""
+
+    def __init__(self, loaded: LoadedOptions, auto_resume: bool = False, command: str = '',
+                 commit: str = 'unknown') -> None:
+        from basicsr.train import seed_everything
+        self.opt = opt = loaded.opt
+        self.device, self.rank, self.world = du.init_dist(opt['device'])
+        self.main = self.rank == 0
+        self.exp_dir = Path(opt['path']['experiments_root']) / opt['name']
+        self.ckpt_dir = self.exp_dir / 'checkpoints'
+        resume_path = self._find_resume(auto_resume)
+        if self.main:
+            self._prepare_folder(resume_path is not None)
+        setup_logging(self.exp_dir / f"train_{opt['name']}.log" if self.main else None)
+        for w in loaded.warnings:
+            logger.warning(w)
+        if self.main:
+            (self.exp_dir / 'options_original.yml').write_text(loaded.original_text, encoding='utf-8')
+            (self.exp_dir / 'options_resolved.yml').write_text(dump_yaml(opt), encoding='utf-8')
+            run = {'command': command, 'git_commit': commit, 'started': datetime.now().isoformat(),
+                   'torch': str(torch.__version__), 'device': str(self.device), 'world_size': self.world}
+            with open(self.exp_dir / 'runs.yml', 'a', encoding='utf-8') as fh:
+                fh.write(dump_yaml([run]))
+        seed_everything(opt['manual_seed'] + self.rank)
+        if opt.get('deterministic'):
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.model = MODEL_REGISTRY.get(opt['model_type'])(opt, self.device)
+        self._load_pretrained()
+        self.start_iter = 0
+        if resume_path is not None:
+            self._resume(resume_path)
+        ds_opt = opt['datasets']['train']
+        self.train_set = build_dataset(ds_opt)
+        logger.info('train set: %s', describe(self.train_set))
+        self.train_loader = build_train_loader(self.train_set, ds_opt, opt['manual_seed'], self.world,
+                                               self.rank, self.start_iter)
+        self.val_loader = None
+        if 'val' in opt['datasets'] and opt['val']['val_freq'] > 0:
+            self.val_loader = build_eval_loader(build_dataset(opt['datasets']['val']))
+        self.tb = make_tb_writer(self.exp_dir / 'tb_logger') if (
+            self.main and opt['logger']['use_tb_logger']) else None
+        self.jsonl = JsonlWriter(self.exp_dir / 'train_log.jsonl') if self.main else None
+        n_params = sum(p.numel() for p in self.model.net_g.parameters())
+        logger.info('network %s: %s parameters; device %s; %d process(es)',
+                    opt['network_g'].get('type'), f"{n_params:,}", self.device, self.world)
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _find_resume(self, auto_resume: bool) -> Optional[Path]:
+        explicit = self.opt['path'].get('resume_state')
+        if explicit:
+            return Path(explicit)
+        if auto_resume:
+            pointer = self.ckpt_dir / 'latest'
+            if pointer.is_file():
+                return self.ckpt_dir / pointer.read_text(encoding='utf-8').strip()
+            found = sorted(self.ckpt_dir.glob('iter_*.pth'))
+            if found:
+                return found[-1]
+        return None
+
+    def _prepare_folder(self, resuming: bool) -> None:
+        if self.exp_dir.exists() and not resuming and any(self.exp_dir.iterdir()):
+            stamp = datetime.now().strftime('%Y%m%d_%H%M%S')
+            archived = self.exp_dir.with_name(f"{self.exp_dir.name}_archived_{stamp}")
+            self.exp_dir.rename(archived)
+            print(f"experiment folder existed: moved to {archived}")
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    def _load_pretrained(self) -> None:
+        path = self.opt['path'].get('pretrain_network_g')
+        if not path:
+            return
+        net = load_network(path, device='cpu', use_ema=self.opt['path']['param_key_g'] == 'params_ema')
+        try:
+            self.model.net_g.load_state_dict(net.state_dict())
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: does not fit network_g {self.opt['network_g']} "
+                                  f"({str(exc).splitlines()[-1].strip()})") from None
+        if self.model.net_g_ema is not None:
+            self.model.net_g_ema.load_state_dict(net.state_dict())
+        logger.info('initialised network_g from %s', path)
+
+    def _resume(self, path: Path) -> None:
+        from basicsr.train import set_rng_state
+        state = read_checkpoint(path)
+        if state.get('format') != CKPT_FORMAT:
+            raise CheckpointError(f"{path}: not a training checkpoint of this project (no resume state)")
+        if state['network_g'] != self.opt['network_g']:
+            raise ConfigError(f"network_g {self.opt['network_g']} differs from the checkpoint's "
+                              f"{state['network_g']} ({path})")
+        try:
+            self.model.load_state_dict(state)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{path}: cannot restore training state ({exc})") from None
+        set_rng_state(state['rng'])
+        self.start_iter = int(state['iter'])
+        logger.info('resumed from %s at iteration %d', path, self.start_iter)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, it: int) -> Optional[Path]:
+        """Write ``iter_<it>.pth`` atomically, update ``latest``, prune old periodic files."""
+        if not self.main:
+            return None
+        from basicsr.train import rng_state
+        state = {'format': CKPT_FORMAT, 'network_g': self.opt['network_g'], 'iter': it,
+                 'rng': rng_state(), 'config': self.opt, **self.model.state_dict()}
+        if state['params_ema'] is None:
+            del state['params_ema']
+        path = self.ckpt_dir / f"iter_{it:08d}.pth"
+        save_atomic(state, path)
+        tmp = self.ckpt_dir / '.latest.tmp'
+        tmp.write_text(path.name, encoding='utf-8')
+        tmp.replace(self.ckpt_dir / 'latest')
+        keep = self.opt['logger']['keep_checkpoints']
+        if keep > 0:
+            for old in sorted(self.ckpt_dir.glob('iter_*.pth'))[:-keep]:
+                old.unlink(missing_ok=True)
+        logger.info('saved checkpoint %s', path)
+        return path
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, it: int) -> None:
+        if self.val_loader is None or not self.main:
+            return
+        val = self.opt['val']
+        out_dir = self.exp_dir / 'visualization' / f"iter_{it:08d}" if val['save_img'] else None
+        names = val['metrics']['names']
+        rows = evaluate_set(self.model, self.val_loader, out_dir, names, val['metrics']['convention'],
+                            max_images=val['max_images'], show_progress=False)
+        means = mean_row(rows)
+        if names:
+            write_csv(self.exp_dir / 'val' / f"metrics_iter_{it:08d}.csv", rows)
+            logger.info('validation @%d (%s convention):\n%s', it, val['metrics']['convention'],
+                        format_table([means], with_mean=False))
+        if self.tb is not None:
+            for key, value in means.items():
+                if key != 'image':
+                    self.tb.add_scalar(f"val/{key}", value, it)
+            self._log_images(it)
+
+    def _log_images(self, it: int) -> None:
+        """Tensorboard grid of the first validation pair: vis | ir | mask | fused."""
+        batch = next(iter(self.val_loader))
+        vis, ir = batch['vis'], batch['ir']
+        fused = self.model.fuse(vis, ir).cpu()
+        from basicsr.utils.saliency import saliency_mask
+        from basicsr.utils.img_util import tensor2img
+        mask = torch.from_numpy(saliency_mask(tensor2img(vis), tensor2img(ir)))[None, None]
+        rgb = lambda t: t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t  # noqa: E731
+        grid = torch.cat([rgb(vis), rgb(ir), rgb(mask), rgb(fused)], dim=3)[0]
+        self.tb.add_image('val/vis_ir_mask_fused', grid.clamp(0, 1), it)
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> int:
+        from basicsr.train import StopRequest
+        opt, log_opt = self.opt, self.opt['logger']
+        total = opt['train']['total_iter']
+        stop = StopRequest()
+        stop.install()
+        data_iter = iter(self.train_loader)
+        it = self.start_iter
+        last_saved = it
+        t0, t_window, window_start = time.time(), time.time(), it
+        bar = tqdm(total=total, initial=it, desc='train', unit='it', disable=not self.main,
+                   dynamic_ncols=True, leave=False)
+        logger.info('training from iteration %d to %d', it, total)
+        try:
+            while it < total:
+                batch = next(data_iter)
+                out = self.model.train_step(batch)
+                it += 1
+                bar.update(1)
+                if it % log_opt['print_freq'] == 0 or it == total:
+                    speed = (it - window_start) / max(time.time() - t_window, 1e-9)
+                    self._log(it, total, out, speed)
+                    t_window, window_start = time.time(), it
+                if opt['val']['val_freq'] > 0 and it % opt['val']['val_freq'] == 0:
+                    self.validate(it)
+                if it % log_opt['save_checkpoint_freq'] == 0 or it == total:
+                    self.save_checkpoint(it)
+                    last_saved = it
+                if self._should_stop(stop):
+                    break
+        except TrainingDiverged as exc:
+            logger.error('%s (last checkpoint: iteration %d)', exc, last_saved)
+            return 1
+        except KeyboardInterrupt:
+            logger.error('interrupted twice: exiting without saving (last checkpoint: iteration %d)',
+                         last_saved)
+            return 130
+        finally:
+            bar.close()
+            stop.restore()
+            if self.tb is not None:
+                self.tb.flush()
+        if stop.signal is not None and it < total:  # -1: another process was signalled
+            if last_saved != it:
+                self.save_checkpoint(it)
+            logger.warning('stopped at iteration %d; continue with --auto-resume', it)
+            return 0
+        logger.info('done: %d iterations in %.1f s', total - self.start_iter, time.time() - t0)
+        return 0
+
+    def _should_stop(self, stop) -> bool:
+        """True when this process, or under DDP any process, received a stop signal."""
+        flag = torch.tensor([1.0 if stop.signal is not None else 0.0], device=self.device)
+        if self.world > 1:
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() and stop.signal is None:
+            stop.signal = -1
+        return bool(flag.item())
+
+    def _log(self, it: int, total: int, out: Dict[str, Any], speed: float) -> None:
+        eta = (total - it) / max(speed, 1e-9)
+        losses = ' '.join(f"{k}: {v:.4e}" for k, v in out.items()
+                          if k not in ('lr', 'skipped', 'nonfinite_features'))
+        logger.info('iter %d/%d lr %.3e %s | %.2f it/s, eta %s', it, total, out['lr'], losses, speed,
+                    time.strftime('%H:%M:%S', time.gmtime(eta)))
+        if out.get('nonfinite_features'):
+            logger.warning('iter %d: %d non-finite fusion features replaced by 1e-5', it,
+                           int(out['nonfinite_features']))
+        if self.jsonl is not None:
+            self.jsonl.write({'iter': it, **out})
+        if self.tb is not None:
+            for k, v in out.items():
+                self.tb.add_scalar(f"train/{k}", v, it)

@@ -1,0 +1,131 @@
+"""Image file io: reading visible/infrared/mask files into float arrays and writing PNGs."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+from basicsr.utils.errors import DataError
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+
+
+def list_images(folder: str | Path) -> Dict[str, Path]:
+    """Map file stem -> path for every image in ``folder`` (not recursive).
+
+    Raises:
+        DataError: if the folder is missing, or two files share a stem.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder does not exist")
+    out: Dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+            if path.stem in out:
+                raise DataError(f"{folder}: two images share the stem '{path.stem}' "
+                                f"({out[path.stem].name}, {path.name}); keep one")
+            out[path.stem] = path
+    return out
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as stored: (H,W) or (H,W,3) RGB, uint8 or uint16 (alpha dropped)."""
+    path = Path(path)
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+    if img is None:
+        raise DataError(f"{path}: cannot read image (missing, empty or not an image file)")
+    if img.dtype not in (np.uint8, np.uint16):
+        raise DataError(f"{path}: unsupported pixel type {img.dtype} (expected 8- or 16-bit)")
+    if img.ndim == 3:
+        if img.shape[2] == 1:
+            img = img[:, :, 0]
+        elif img.shape[2] in (3, 4):
+            img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
+        else:
+            raise DataError(f"{path}: unsupported channel count {img.shape[2]}")
+    return img
+
+
+def to_float01(img: np.ndarray, minmax_16bit: bool = True) -> np.ndarray:
+    """uint8 -> /255; uint16 -> per-image min-max to [0,1] (radiometric thermal) or /65535."""
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    x = img.astype(np.float32)
+    if not minmax_16bit:
+        return x / 65535.0
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+def ir_to_gray(img: np.ndarray) -> np.ndarray:
+    """Infrared to one plane: equal channels -> one of them, else BT.601 luma. (H,W)."""
+    if img.ndim == 2:
+        return img
+    if np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2]):
+        return img[..., 0]
+    y = img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return np.clip(np.floor(y + 0.5), 0, np.iinfo(img.dtype).max).astype(img.dtype)
+
+
+def img2tensor(img: np.ndarray) -> torch.Tensor:
+    """(H,W) or (H,W,C) float array -> (C,H,W) float32 tensor."""
+    if img.ndim == 2:
+        img = img[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float()
+
+
+def tensor2img(tensor: torch.Tensor) -> np.ndarray:
+    """(C,H,W) or (1,C,H,W) tensor in [0,1] -> uint8 (H,W) or (H,W,3) RGB; round(clamp*255)."""
+    t = tensor.detach().float().cpu()
+    if t.dim() == 4:
+        t = t[0]
+    arr = (t.clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
+    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+
+
+def write_image(path: str | Path, img: np.ndarray) -> None:
+    """Write an RGB (H,W,3) or gray (H,W) uint8/uint16 image atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img
+    ok, buf = cv2.imencode(path.suffix or '.png', data)
+    if not ok:
+        raise DataError(f"{path}: could not encode image")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp_', suffix=path.suffix)
+    with os.fdopen(fd, 'wb') as fh:
+        fh.write(buf.tobytes())
+    os.replace(tmp, path)
+
+
+def pair_by_stem(folders: Sequence[Tuple[str, str | Path]]) -> List[Dict[str, Path]]:
+    """Match files across folders by stem.
+
+    Args:
+        folders: (role, folder) pairs, e.g. [('vis', 'data/vi'), ('ir', 'data/ir')].
+
+    Returns:
+        One dict role -> path per stem, sorted by stem.
+
+    Raises:
+        DataError: naming the stems found in some folders but not in others.
+    """
+    listings = {role: list_images(folder) for role, folder in folders}
+    stems = set().union(*[set(v) for v in listings.values()])
+    problems = []
+    for role, folder in folders:
+        missing = sorted(stems - set(listings[role]))
+        if missing:
+            shown = ', '.join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else '')
+            problems.append(f"{len(missing)} without a match in {role} folder {folder} ({shown})")
+    if problems:
+        raise DataError('unmatched image names: ' + '; '.join(problems))
+    if not stems:
+        raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in "
+                        + ', '.join(str(f) for _, f in folders))
+    return [{role: listings[role][s] for role, _ in folders} | {'stem': s} for s in sorted(stems)]

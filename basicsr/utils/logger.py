@@ -1,0 +1,50 @@
+"""Logging set-up: console + file on rank 0, tensorboard writer, JSON-lines training log."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from basicsr.utils.dist import is_main
+
+FORMAT = '%(asctime)s %(levelname)s: %(message)s'
+
+
+def setup_logging(log_file: Optional[Path] = None, level: int = logging.INFO) -> logging.Logger:
+    """Configure the ``basicsr`` logger; non-main ranks only log warnings to the console."""
+    root = logging.getLogger('basicsr')
+    root.handlers.clear()
+    root.setLevel(level if is_main() else logging.WARNING)
+    root.propagate = False
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter(FORMAT, '%H:%M:%S'))
+    root.addHandler(console)
+    if log_file is not None and is_main():
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file, encoding='utf-8')
+        fh.setFormatter(logging.Formatter(FORMAT))
+        root.addHandler(fh)
+    return root
+
+
+class JsonlWriter:
+    """Appends one JSON object per line (machine-readable training curves)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, record: Dict[str, Any]) -> None:
+        with open(self.path, 'a', encoding='utf-8') as fh:
+            fh.write(json.dumps(record) + '\n')
+
+
+def make_tb_writer(log_dir: Path):
+    """A tensorboard SummaryWriter, or None when tensorboard is unavailable."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # pragma: no cover
+        logging.getLogger(__name__).warning('tensorboard is not installed: no event files written')
+        return None
+    return SummaryWriter(log_dir=str(log_dir))

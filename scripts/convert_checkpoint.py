@@ -1,0 +1,62 @@
+"""Convert DGFusion weights between our layout and the published model's layout.
+
+    python scripts/convert_checkpoint.py --input IN --output OUT --to ours|published [--key K]
+
+``--to ours`` writes ``{'format': 'dgfusion-ckpt-v1', 'network_g': {...}, 'params': ...}``
+(loadable by ``basicsr.utils.checkpoint.load_network``); ``--to published`` writes
+``{'params': ...}`` with the published names and its unused weights as zeros, so the published
+code loads it with ``strict=True``. The input may be in either layout. ``--key`` picks the
+input's state dict (default: ``params_ema`` when present, else ``params``); the output always
+holds it as ``params``.
+"""
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from basicsr.utils.checkpoint import (CKPT_FORMAT, ours_to_published, prepare_state,  # noqa: E402
+                                      read_checkpoint, save_atomic, select_state)
+from basicsr.utils.errors import CheckpointError, DGFusionError  # noqa: E402
+
+
+def convert(src: Path, dst: Path, to: str, key: Optional[str] = None) -> str:
+    """Convert ``src`` into ``dst``; returns a one-line summary."""
+    if src.resolve() == dst.resolve():
+        raise CheckpointError(f"{dst}: output must differ from the input")
+    ckpt = read_checkpoint(src)
+    state = select_state(ckpt, use_ema=True, key=key, where=str(src))
+    state, channels = prepare_state(state, ckpt.get('network_g'), where=str(src))
+    if to == 'ours':
+        out = {'format': CKPT_FORMAT, 'network_g': {'type': 'DGFusion', 'channels': channels},
+               'params': state}
+    else:
+        out = {'params': ours_to_published(state, channels)}
+    save_atomic(out, dst)
+    return f'wrote {dst} ({to} layout, channels={channels}, {len(out["params"])} tensors)'
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--input', required=True, type=Path, help='checkpoint to read')
+    parser.add_argument('--output', required=True, type=Path, help='checkpoint to write')
+    parser.add_argument('--to', required=True, choices=('ours', 'published'), help='target layout')
+    parser.add_argument('--key', choices=('params', 'params_ema'), default=None,
+                        help='state dict of the input (default: params_ema if present)')
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    try:
+        print(convert(args.input, args.output, args.to, args.key))
+    except DGFusionError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f'error: {args.output}: cannot write ({err.strerror or err})', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""Precompute VSM saliency masks for visible/infrared pairs (port of the published VSM.m).
+
+Usage (from the repository root)::
+
+    python scripts/gen_saliency.py --vis DIR --ir DIR --out DIR [--mode dgfusion|weighted]
+                                   [--workers N] [--force]
+    python scripts/gen_saliency.py -opt options/train/dgfusion_msrs.yml [--force]
+
+Pairs are matched by file stem across png/jpg/jpeg/bmp/tif/tiff; each mask is written as
+``<stem>.png`` (the visible image's stem, 8-bit, 0/255 in dgfusion mode). Images are read
+unchanged (16-bit and 3-channel infrared are handled as in ``basicsr/utils/saliency.py``; an
+alpha channel is ignored, as MATLAB's imread returns it separately). A mask newer than both
+of its inputs is kept unless ``--force`` (also needed after changing ``--mode``).
+
+With ``-opt``, every entry under ``datasets:`` that has ``dataroot_vis``, ``dataroot_ir`` and
+``dataroot_mask`` gets its mask folder filled; relative paths are taken from the current
+directory. Failed pairs (unreadable file, size mismatch, unmatched or ambiguous stem) are
+reported by name on stderr, the others are still done, and the exit status is 1.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import multiprocessing  # noqa: E402
+import os  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Dict, Iterable, List, Optional, Tuple  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from basicsr.utils.errors import ConfigError, DataError, DGFusionError  # noqa: E402
+from basicsr.utils.saliency import MODES, saliency_mask_u8  # noqa: E402
+
+IMG_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+
+
+@dataclass(frozen=True)
+class PairJob:
+    """One mask to make: ``vis`` + ``ir`` -> ``out`` (a PNG)."""
+    name: str
+    vis: Path
+    ir: Path
+    out: Path
+    mode: str
+
+
+@dataclass
+class Tally:
+    written: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+def index_folder(folder: Path) -> Dict[str, List[Path]]:
+    """Image files of ``folder`` grouped by stem (hidden files and other types ignored)."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    found: Dict[str, List[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMG_EXTS and not path.name.startswith('.') and path.is_file():
+            found.setdefault(path.stem, []).append(path)
+    return found
+
+
+def match_pairs(vis_dir: Path, ir_dir: Path, out_dir: Path,
+                mode: str) -> Tuple[List[PairJob], List[Tuple[str, str]]]:
+    """Pair the two folders by stem. Returns (jobs, failures as (name, reason))."""
+    vis_files, ir_files = index_folder(vis_dir), index_folder(ir_dir)
+    jobs: List[PairJob] = []
+    failures: List[Tuple[str, str]] = []
+    for stem in sorted(set(vis_files) | set(ir_files)):
+        vis, ir = vis_files.get(stem, []), ir_files.get(stem, [])
+        if not ir:
+            failures.append((vis[0].name, f"no infrared image with this stem in {ir_dir}"))
+        elif not vis:
+            failures.append((ir[0].name, f"no visible image with this stem in {vis_dir}"))
+        elif len(vis) > 1 or len(ir) > 1:
+            names = ', '.join(p.name for p in vis + ir)
+            failures.append((stem, f"ambiguous stem, several images: {names}"))
+        else:
+            jobs.append(PairJob(stem, vis[0], ir[0], out_dir / f"{stem}.png", mode))
+    return jobs, failures
+
+
+def is_up_to_date(job: PairJob) -> bool:
+    """True if the mask exists and is newer than both inputs."""
+    try:
+        out_time = job.out.stat().st_mtime_ns
+        return out_time > max(job.vis.stat().st_mtime_ns, job.ir.stat().st_mtime_ns)
+    except OSError:
+        return False
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image unchanged (uint8/uint16, 1 or 3 channels; alpha dropped)."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DataError(f"{path}: cannot read image (missing, corrupt or unsupported format)")
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    return img
+
+
+def make_mask(job: PairJob) -> Tuple[str, Optional[str]]:
+    """Compute and write one mask. Returns (name, None) or (name, error message)."""
+    try:
+        vis, ir = read_image(job.vis), read_image(job.ir)
+        try:
+            mask = saliency_mask_u8(vis, ir, job.mode)
+        except DataError as exc:
+            raise DataError(f"{job.vis.name} + {job.ir.name}: {exc}") from None
+        # write beside the target, then rename, so an interrupted run leaves no half file
+        tmp = job.out.with_name(f".{job.out.stem}.{os.getpid()}.tmp.png")
+        if not cv2.imwrite(str(tmp), mask):
+            raise DataError(f"{job.out}: cannot write mask")
+        os.replace(tmp, job.out)
+        return job.name, None
+    except Exception as exc:  # report every failure by name and go on with the others
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return job.name, msg
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # one pair per process; nested threads only compete
+
+
+def run_jobs(jobs: List[PairJob], workers: int,
+             desc: str = 'masks') -> Iterable[Tuple[str, Optional[str]]]:
+    """Run ``jobs`` in ``workers`` processes (<= 1: in this process), yielding results."""
+    bar = tqdm(total=len(jobs), desc=desc, unit='pair', disable=None)
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                yield make_mask(job)
+                bar.update()
+            return
+        with multiprocessing.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
+            for result in pool.imap_unordered(make_mask, jobs, chunksize=4):
+                yield result
+                bar.update()
+    finally:
+        bar.close()
+
+
+def generate(vis_dir: Path, ir_dir: Path, out_dir: Path, mode: str = 'dgfusion',
+             workers: int = 0, force: bool = False, desc: str = 'masks') -> Tally:
+    """Fill ``out_dir`` with the masks of all pairs; failures go to stderr by name."""
+    tally = Tally()
+    jobs, failures = match_pairs(vis_dir, ir_dir, out_dir, mode)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = [job for job in jobs if force or not is_up_to_date(job)]
+    tally.skipped = len(jobs) - len(todo)
+    for name, error in run_jobs(todo, workers, desc):
+        if error is None:
+            tally.written += 1
+        else:
+            failures.append((name, error))
+    for name, error in sorted(failures):
+        print(f"error: {name}: {error}", file=sys.stderr)
+    tally.failed = len(failures)
+    return tally
+
+
+def dataset_folders(opt_path: Path) -> List[Tuple[str, Path, Path, Path]]:
+    """(dataset name, vis, ir, mask) folders of every complete entry under ``datasets:``."""
+    try:
+        opt = yaml.safe_load(opt_path.read_text(encoding='utf-8'))
+    except OSError as exc:
+        raise ConfigError(f"{opt_path}: cannot read option file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{opt_path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    datasets = opt.get('datasets') if isinstance(opt, dict) else None
+    if not isinstance(datasets, dict):
+        raise ConfigError(f"{opt_path}: datasets: missing or not a mapping")
+    keys = ('dataroot_vis', 'dataroot_ir', 'dataroot_mask')
+    found, seen = [], set()
+    for name, entry in datasets.items():
+        if not isinstance(entry, dict) or not all(entry.get(k) for k in keys):
+            continue
+        vis, ir, mask = (Path(str(entry[k])).expanduser() for k in keys)
+        triple = tuple(p.resolve() for p in (vis, ir, mask))
+        if triple not in seen:
+            seen.add(triple)
+            found.append((str(name), vis, ir, mask))
+    if not found:
+        raise ConfigError(f"{opt_path}: no entry under datasets has all of {', '.join(keys)}")
+    return found
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('-opt', type=Path, help='option file: fill every dataset mask folder')
+    parser.add_argument('--vis', type=Path, help='visible image folder')
+    parser.add_argument('--ir', type=Path, help='infrared image folder')
+    parser.add_argument('--out', type=Path, help='mask output folder')
+    parser.add_argument('--mode', choices=MODES, default='dgfusion',
+                        help='dgfusion: binary map of the published script (default); '
+                             'weighted: S_vis / (S_vis + S_ir)')
+    parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
+                        help='processes (default: all cores; 0 or 1: in this process)')
+    parser.add_argument('--force', action='store_true', help='redo masks that are up to date')
+    args = parser.parse_args(argv)
+    folders = (args.vis, args.ir, args.out)
+    if args.opt is not None and any(f is not None for f in folders):
+        parser.error('give either -opt or --vis/--ir/--out, not both')
+    if args.opt is None and any(f is None for f in folders):
+        parser.error('give --vis, --ir and --out (or -opt OPTIONS.yml)')
+    if args.workers < 0:
+        parser.error(f'--workers must be >= 0, got {args.workers}')
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.opt is not None:
+            runs = dataset_folders(args.opt)
+        else:
+            runs = [('', args.vis, args.ir, args.out)]
+        any_failed = False
+        for name, vis, ir, out in runs:
+            prefix = f"datasets.{name}: " if name else ''
+            try:
+                tally = generate(vis, ir, out, args.mode, args.workers, args.force,
+                                 desc=name or 'masks')
+            except DataError as exc:  # a missing folder stops this dataset, not the others
+                print(f"error: {prefix}{exc}", file=sys.stderr)
+                any_failed = True
+                continue
+            any_failed |= tally.failed > 0
+            print(f"{prefix}{tally.written} written, {tally.skipped} skipped, "
+                  f"{tally.failed} failed -> {out}")
+    except DGFusionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1 if any_failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""Run by tests under torchrun: train with the real Trainer, then save this rank's weights."""
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from basicsr.trainer import Trainer  # noqa: E402
+from basicsr.utils.options import load_options  # noqa: E402
+
+
+def main() -> int:
+    opt_file, out_dir = sys.argv[1], Path(sys.argv[2])
+    trainer = Trainer(load_options(opt_file))
+    code = trainer.run()
+    rank = trainer.rank
+    torch.save({k: v.detach().cpu() for k, v in trainer.model.net_g.state_dict().items()},
+               out_dir / f"rank{rank}.pt")
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())

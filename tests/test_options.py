@@ -1,0 +1,137 @@
+"""Option files: shipped files validate; every kind of mistake gets its one-line message."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from basicsr.utils.errors import ConfigError
+from basicsr.utils.options import load_options
+from basicsr.utils.yaml_io import load_yaml_text
+from tests.conftest import REPO, train_options
+
+
+def write(tmp_path: Path, text: str, name: str = 'opt.yml') -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def problems(path: Path, **kw) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_options(path, **kw)
+    return str(info.value)
+
+
+@pytest.mark.parametrize('opt_file', sorted(str(p.relative_to(REPO)) for p in (REPO / 'options').rglob('*.yml')))
+def test_shipped_option_files_validate(opt_file):
+    script = 'train.py' if '/train/' in opt_file else 'test.py'
+    run = subprocess.run([sys.executable, script, '-opt', opt_file, '--dry-run'], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert 'Traceback' not in run.stderr
+    assert f"ok: {opt_file} is valid" in run.stderr
+    assert 'name:' in run.stdout  # the resolved options are printed
+
+
+def test_scientific_notation_is_a_float():
+    assert load_yaml_text('lr: 1e-4\nx: 3e5\ny: 1.5\nz: 12\nw: "1e-4"') == {
+        'lr': 1e-4, 'x': 3e5, 'y': 1.5, 'z': 12, 'w': '1e-4'}
+
+
+def test_valid_tiny_file_and_defaults(tmp_path, tiny_data):
+    loaded = load_options(write(tmp_path, train_options(tmp_path, tiny_data)))
+    opt = loaded.opt
+    assert opt['train']['optim_g']['lr'] == pytest.approx(1e-3)
+    assert opt['train']['grad_clip'] is None           # default filled
+    assert opt['datasets']['train']['phase'] == 'train'
+    assert opt['model_type'] == 'FusionModel'
+
+
+def test_typo_unknown_key_suggests(tmp_path, tiny_data):
+    text = train_options(tmp_path, tiny_data).replace('    enlarge_ratio: 2', '    use_flip: true')
+    msg = problems(write(tmp_path, text))
+    assert 'datasets.train.use_flip: unknown option for PairedFusionDataset; did you mean ' \
+           'datasets.train.use_hflip?' in msg
+
+
+def test_top_level_typo(tmp_path, tiny_data):
+    text = train_options(tmp_path, tiny_data).replace('manual_seed:', 'manual_sed:')
+    msg = problems(write(tmp_path, text))
+    assert 'manual_sed: unknown key; did you mean manual_seed?' in msg
+
+
+def test_wrong_type(tmp_path, tiny_data):
+    text = train_options(tmp_path, tiny_data).replace('total_iter: 5', 'total_iter: five')
+    msg = problems(write(tmp_path, text))
+    assert "train.total_iter: expected integer, got str 'five'" in msg
+
+
+def test_missing_required(tmp_path, tiny_data):
+    text = train_options(tmp_path, tiny_data).replace('  total_iter: 5\n', '')
+    msg = problems(write(tmp_path, text))
+    assert 'train.total_iter: missing required key (integer)' in msg
+
+
+def test_missing_dataset_folder_error_and_dry_run_warning(tmp_path, tiny_data):
+    data = dict(tiny_data, ir=tmp_path / 'nope')
+    path = write(tmp_path, train_options(tmp_path, data))
+    msg = problems(path)
+    assert f"datasets.train.dataroot_ir: folder '{tmp_path / 'nope'}' does not exist" in msg
+    loaded = load_options(path, dry_run=True)
+    assert any('does not exist' in w for w in loaded.warnings)
+
+
+def test_unknown_registry_names(tmp_path, tiny_data):
+    text = (train_options(tmp_path, tiny_data).replace('type: DGFusion', 'type: DGFusoin')
+            .replace('type: MaxIntensityLoss', 'type: MaxIntensityLos'))
+    msg = problems(write(tmp_path, text))
+    assert "network_g.type: unknown arch type 'DGFusoin' (available: DGFusion); did you mean 'DGFusion'?" in msg
+    assert "train.losses.1.type: unknown loss type 'MaxIntensityLos'" in msg
+    assert "did you mean 'MaxIntensityLoss'?" in msg
+
+
+def test_every_problem_reported_in_one_go(tmp_path, tiny_data):
+    text = (train_options(tmp_path, tiny_data).replace('total_iter: 5', 'total_iter: x')
+            .replace('channels: 2', 'chanels: 2').replace('device: cpu', 'device: gpu'))
+    msg = problems(write(tmp_path, text))
+    assert '3 problems' in msg.splitlines()[0]
+    assert 'network_g.chanels: unknown option for DGFusion; did you mean network_g.channels?' in msg
+    assert "device: 'gpu' is not one of auto, cpu, cuda, cuda:N" in msg
+
+
+def test_mask_needed_by_loss(tmp_path, tiny_data):
+    text = train_options(tmp_path, tiny_data).replace(f"    dataroot_mask: {tiny_data['mask']}\n", '')
+    msg = problems(write(tmp_path, text))
+    assert 'datasets.train.dataroot_mask: required by SaliencyMaskL1Loss' in msg
+
+
+def test_set_overrides_existing_keys_only(tmp_path, tiny_data):
+    path = write(tmp_path, train_options(tmp_path, tiny_data))
+    opt = load_options(path, overrides=['train.total_iter=7', 'train.optim_g.lr=2e-4',
+                                        "name=__import__('os').getcwd()"]).opt
+    assert opt['train']['total_iter'] == 7 and opt['train']['optim_g']['lr'] == 2e-4
+    assert opt['name'] == "__import__('os').getcwd()"  # a string, never evaluated
+    msg = problems(path, overrides=['train.total_iters=7'])
+    assert "--set train.total_iters: no existing key 'train.total_iters'; did you mean train.total_iter?" in msg
+    msg = problems(path, overrides=['train.total_iter=abc'])
+    assert "train.total_iter: expected integer, got str 'abc'" in msg
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    msg = problems(write(tmp_path, 'name: [unclosed\n'))
+    assert 'invalid YAML' in msg and 'line' in msg
+    msg = problems(tmp_path / 'absent.yml')
+    assert 'absent.yml: cannot read option file' in msg
+
+
+def test_cli_reports_without_traceback(tmp_path, tiny_data):
+    text = train_options(tmp_path, tiny_data).replace('    enlarge_ratio: 2', '    use_flip: true')
+    path = write(tmp_path, text)
+    run = subprocess.run([sys.executable, 'train.py', '-opt', str(path)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert 'Traceback' not in run.stderr
+    assert run.stderr.startswith('error: ') and 'did you mean datasets.train.use_hflip?' in run.stderr

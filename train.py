@@ -1,0 +1,14 @@
+"""Train DGFusion: ``python train.py -opt options/train/DGFusion.yml`` (see README)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this checkout's package first
+import basicsr  # noqa: E402
+
+if not getattr(basicsr, '__dgfusion__', False):
+    sys.exit(f"error: 'import basicsr' loads {basicsr.__file__}, another package of the same name "
+             "(PyPI BasicSR?); uninstall it or run from a clean virtual environment")
+
+if __name__ == '__main__':
+    from basicsr.train import main
+    sys.exit(main())

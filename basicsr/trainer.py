@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -189,7 +190,8 @@ class Trainer:
         it = self.start_iter
         last_saved = it
         t0, t_window, window_start = time.time(), time.time(), it
-        bar = tqdm(total=total, initial=it, desc='train', unit='it', disable=not self.main,
+        bar = tqdm(total=total, initial=it, desc='train', unit='it',
+                   disable=not (self.main and sys.stderr.isatty()),
                    dynamic_ncols=True, leave=False)
         logger.info('training from iteration %d to %d', it, total)
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -42,7 +43,8 @@ def evaluate_set(model, loader, out_dir: Optional[Path], metric_names: Sequence[
         compute = compute_metrics
     rows: List[Dict[str, Any]] = []
     total = len(loader) if max_images is None else min(len(loader), max_images)
-    bar = tqdm(loader, total=total, desc='fuse', unit='img', disable=not show_progress, leave=False)
+    bar = tqdm(loader, total=total, desc='fuse', unit='img', leave=False,
+               disable=not (show_progress and sys.stderr.isatty()))
     for i, batch in enumerate(bar):
         if max_images is not None and i >= max_images:
             break

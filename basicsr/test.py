@@ -17,13 +17,13 @@ logger = logging.getLogger('basicsr.test')
 def main(argv: Optional[List[str]] = None) -> int:
     """Console entry; returns the process exit code."""
     from basicsr.train import parse_args
-    from basicsr.utils.errors import DGFusionError
+    from basicsr.utils.errors import DGFusionError, one_line
     args = parse_args(argv, test=True)
     try:
         return run_test(args)
     except DGFusionError as exc:
         logging.getLogger('basicsr').handlers.clear()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 
@@ -39,6 +39,9 @@ def run_test(args) -> int:
     from basicsr.utils.yaml_io import dump_yaml
     from basicsr.validation import evaluate_set, format_table, write_csv
 
+    from basicsr.data.demo import ensure_demo_data
+    if not args.dry_run:
+        ensure_demo_data(args.opt)
     loaded = load_options(args.opt, is_train=False, overrides=args.overrides, dry_run=args.dry_run)
     if args.dry_run:
         for w in loaded.warnings:

@@ -6,19 +6,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import random
-import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
-import numpy as np
-import torch
-
-from basicsr.utils.errors import DGFusionError
+from basicsr.utils.errors import DGFusionError, one_line
 
 logger = logging.getLogger('basicsr.train')
 
@@ -35,66 +26,6 @@ def parse_args(argv: Optional[List[str]] = None, test: bool = False) -> argparse
     return p.parse_args(argv)
 
 
-def git_commit() -> str:
-    """Commit of the code being run, or 'unknown' outside a git checkout."""
-    try:
-        out = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or 'unknown'
-    except (OSError, subprocess.SubprocessError):
-        return 'unknown'
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> Dict[str, Any]:
-    """RNG states as tensors and primitives (loadable with ``weights_only=True``)."""
-    np_state = np.random.get_state()
-    state = {'torch': torch.get_rng_state(), 'python': random.getstate(),
-             'numpy': {'keys': torch.from_numpy(np_state[1].astype(np.int64)), 'pos': int(np_state[2]),
-                       'has_gauss': int(np_state[3]), 'gauss': float(np_state[4])}}
-    if torch.cuda.is_available():
-        state['cuda'] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: Dict[str, Any]) -> None:
-    torch.set_rng_state(state['torch'])
-    random.setstate(tuple(s if not isinstance(s, list) else tuple(s) for s in state['python']))
-    n = state['numpy']
-    np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'],
-                         n['gauss']))
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
-
-
-class StopRequest:
-    """Turns SIGINT/SIGTERM into a flag checked between iterations (second signal: exit now)."""
-
-    def __init__(self) -> None:
-        self.signal: Optional[int] = None
-        self._previous = {}
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.signal is not None:
-            raise KeyboardInterrupt
-        self.signal = signum
-        logger.warning('received %s: finishing this iteration, then saving a checkpoint',
-                       signal.Signals(signum).name)
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Console entry; returns the process exit code."""
     args = parse_args(argv)
@@ -102,7 +33,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return train(args)
     except DGFusionError as exc:
         logging.getLogger('basicsr').handlers.clear()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     finally:
         from basicsr.utils.dist import cleanup
@@ -110,9 +41,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
+    from basicsr.data.demo import ensure_demo_data
     from basicsr.trainer import Trainer
     from basicsr.utils.options import load_options
+    from basicsr.utils.run_control import git_commit
     from basicsr.utils.yaml_io import dump_yaml
+
+    if not args.dry_run:
+        ensure_demo_data(args.opt)
 
     loaded = load_options(args.opt, is_train=True, overrides=args.overrides, dry_run=args.dry_run)
     if args.dry_run:

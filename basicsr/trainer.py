@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from datetime import datetime
@@ -17,13 +18,24 @@ from basicsr.models import MODEL_REGISTRY
 from basicsr.models.fusion_model import TrainingDiverged
 from basicsr.utils import dist as du
 from basicsr.utils.checkpoint import CKPT_FORMAT, load_network, read_checkpoint, save_atomic
-from basicsr.utils.errors import CheckpointError, ConfigError
+from basicsr.utils.errors import CheckpointError, ConfigError, DGFusionError, one_line
 from basicsr.utils.logger import JsonlWriter, make_tb_writer, setup_logging
-from basicsr.utils.options import LoadedOptions
+from basicsr.utils.options import LoadedOptions, resolve_checkpoint_path
+from basicsr.utils.run_control import StopRequest, rng_state, seed_everything, set_rng_state
 from basicsr.utils.yaml_io import dump_yaml
 from basicsr.validation import evaluate_set, format_table, mean_row, write_csv
 
 logger = logging.getLogger('basicsr.train')
+
+
+def write_pointer(path: Path, target: str) -> None:
+    """Atomically replace the text file ``path`` (the ``latest`` checkpoint pointer)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, 'w', encoding='utf-8') as fh:
+        fh.write(target)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 class Trainer:
@@ -31,7 +43,6 @@ class Trainer:
 
     def __init__(self, loaded: LoadedOptions, auto_resume: bool = False, command: str = '',
                  commit: str = 'unknown') -> None:
-        from basicsr.train import seed_everything
         self.opt = opt = loaded.opt
         self.device, self.rank, self.world = du.init_dist(opt['device'])
         self.main = self.rank == 0
@@ -41,6 +52,8 @@ class Trainer:
         if self.main:
             self._prepare_folder(resume_path is not None)
         setup_logging(self.exp_dir / f"train_{opt['name']}.log" if self.main else None)
+        if getattr(self, 'archived', None):
+            logger.warning('experiment folder existed: moved to %s', self.archived)
         for w in loaded.warnings:
             logger.warning(w)
         if self.main:
@@ -78,13 +91,8 @@ class Trainer:
         explicit = self.opt['path'].get('resume_state')
         if explicit:
             return Path(explicit)
-        if auto_resume:
-            pointer = self.ckpt_dir / 'latest'
-            if pointer.is_file():
-                return self.ckpt_dir / pointer.read_text(encoding='utf-8').strip()
-            found = sorted(self.ckpt_dir.glob('iter_*.pth'))
-            if found:
-                return found[-1]
+        if auto_resume and self.ckpt_dir.is_dir():
+            return resolve_checkpoint_path(self.ckpt_dir)  # `latest`, else the newest file
         return None
 
     def _prepare_folder(self, resuming: bool) -> None:
@@ -92,7 +100,7 @@ class Trainer:
             stamp = datetime.now().strftime('%Y%m%d_%H%M%S')
             archived = self.exp_dir.with_name(f"{self.exp_dir.name}_archived_{stamp}")
             self.exp_dir.rename(archived)
-            print(f"experiment folder existed: moved to {archived}")
+            self.archived = archived
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     def _load_pretrained(self) -> None:
@@ -110,7 +118,6 @@ class Trainer:
         logger.info('initialised network_g from %s', path)
 
     def _resume(self, path: Path) -> None:
-        from basicsr.train import set_rng_state
         state = read_checkpoint(path)
         if state.get('format') != CKPT_FORMAT:
             raise CheckpointError(f"{path}: not a training checkpoint of this project (no resume state)")
@@ -130,16 +137,18 @@ class Trainer:
         """Write ``iter_<it>.pth`` atomically, update ``latest``, prune old periodic files."""
         if not self.main:
             return None
-        from basicsr.train import rng_state
         state = {'format': CKPT_FORMAT, 'network_g': self.opt['network_g'], 'iter': it,
                  'rng': rng_state(), 'config': self.opt, **self.model.state_dict()}
         if state['params_ema'] is None:
             del state['params_ema']
+        bad = [n for n, t in state['params'].items() if t.is_floating_point() and not torch.isfinite(t).all()]
+        if bad:
+            logger.error('not saving iteration %d: non-finite weights (%s); the last checkpoint is '
+                         'kept', it, bad[0])
+            return None
         path = self.ckpt_dir / f"iter_{it:08d}.pth"
         save_atomic(state, path)
-        tmp = self.ckpt_dir / '.latest.tmp'
-        tmp.write_text(path.name, encoding='utf-8')
-        tmp.replace(self.ckpt_dir / 'latest')
+        write_pointer(self.ckpt_dir / 'latest', path.name)
         keep = self.opt['logger']['keep_checkpoints']
         if keep > 0:
             for old in sorted(self.ckpt_dir.glob('iter_*.pth'))[:-keep]:
@@ -167,6 +176,16 @@ class Trainer:
                     self.tb.add_scalar(f"val/{key}", value, it)
             self._log_images(it)
 
+    def safe_validate(self, it: int) -> None:
+        """Validate; a failure (bad image, out of memory) is logged and training goes on."""
+        try:
+            self.validate(it)
+        except (DGFusionError, RuntimeError, OSError) as exc:
+            logger.error('validation at iteration %d failed, training continues: %s', it, one_line(exc))
+        finally:
+            if self.world > 1:
+                torch.distributed.barrier()
+
     def _log_images(self, it: int) -> None:
         """Tensorboard grid of the first validation pair: vis | ir | mask | fused."""
         batch = next(iter(self.val_loader))
@@ -181,7 +200,6 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> int:
-        from basicsr.train import StopRequest
         opt, log_opt = self.opt, self.opt['logger']
         total = opt['train']['total_iter']
         stop = StopRequest()
@@ -204,11 +222,11 @@ class Trainer:
                     speed = (it - window_start) / max(time.time() - t_window, 1e-9)
                     self._log(it, total, out, speed)
                     t_window, window_start = time.time(), it
-                if opt['val']['val_freq'] > 0 and it % opt['val']['val_freq'] == 0:
-                    self.validate(it)
                 if it % log_opt['save_checkpoint_freq'] == 0 or it == total:
-                    self.save_checkpoint(it)
-                    last_saved = it
+                    if self.save_checkpoint(it) is not None or not self.main:
+                        last_saved = it
+                if opt['val']['val_freq'] > 0 and it % opt['val']['val_freq'] == 0:
+                    self.safe_validate(it)
                 if self._should_stop(stop):
                     break
         except TrainingDiverged as exc:
@@ -243,7 +261,7 @@ class Trainer:
     def _log(self, it: int, total: int, out: Dict[str, Any], speed: float) -> None:
         eta = (total - it) / max(speed, 1e-9)
         losses = ' '.join(f"{k}: {v:.4e}" for k, v in out.items()
-                          if k not in ('lr', 'skipped', 'nonfinite_features'))
+                          if k not in ('lr', 'skipped', 'nonfinite_features', 'grad_norm'))
         logger.info('iter %d/%d lr %.3e %s | %.2f it/s, eta %s', it, total, out['lr'], losses, speed,
                     time.strftime('%H:%M:%S', time.gmtime(eta)))
         if out.get('nonfinite_features'):

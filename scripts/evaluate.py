@@ -40,6 +40,7 @@ from tqdm import tqdm  # noqa: E402
 from basicsr.metrics import (CONVENTIONS, DEFAULT_CONVENTION, compute_metrics,  # noqa: E402
                              default_metrics, higher_is_better, metrics_for, read_image_rgb)
 from basicsr.utils.errors import ConfigError, DataError, DGFusionError  # noqa: E402
+from basicsr.utils import img_util  # noqa: E402
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
@@ -54,13 +55,7 @@ def list_images(folder: Path, what: str) -> Dict[str, Path]:
     """Map stem -> path of the images in ``folder``; DataError if missing, empty or ambiguous."""
     if not folder.is_dir():
         raise DataError(f"{what} folder not found: {folder}")
-    found: Dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTS:
-            if path.stem in found:
-                raise DataError(f"{what} folder {folder}: two files with stem '{path.stem}' "
-                                f"({found[path.stem].name}, {path.name})")
-            found[path.stem] = path
+    found = img_util.list_images(folder)
     if not found:
         raise DataError(f"{what} folder {folder}: no images ({', '.join(IMAGE_EXTS)})")
     return found

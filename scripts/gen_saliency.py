@@ -154,6 +154,10 @@ def generate(vis_dir: Path, ir_dir: Path, out_dir: Path, mode: str = 'dgfusion',
     """Fill ``out_dir`` with the masks of all pairs; failures go to stderr by name."""
     tally = Tally()
     jobs, failures = match_pairs(vis_dir, ir_dir, out_dir, mode)
+    if not jobs and not failures:
+        raise DataError(f"no image pairs found in {vis_dir} and {ir_dir}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir}: exists and is not a folder (expected the mask output folder)")
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = [job for job in jobs if force or not is_up_to_date(job)]
     tally.skipped = len(jobs) - len(todo)
@@ -183,6 +187,8 @@ def dataset_folders(opt_path: Path) -> List[Tuple[str, Path, Path, Path]]:
     found, seen = [], set()
     for name, entry in datasets.items():
         if not isinstance(entry, dict) or not all(entry.get(k) for k in keys):
+            continue
+        if str(entry['dataroot_mask']) == 'auto':  # computed on the fly by the dataset
             continue
         vis, ir, mask = (Path(str(entry[k])).expanduser() for k in keys)
         triple = tuple(p.resolve() for p in (vis, ir, mask))

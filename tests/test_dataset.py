@@ -147,3 +147,37 @@ def test_sampler_splits_global_batches_across_ranks():
     assert sorted(k[0] for k in single[:10]) == list(range(10))
     # resuming at iteration 3 continues the same stream
     assert _take(StreamSampler(10, 4, seed=3, start_iter=3), 8) == single[12:20]
+
+
+def test_absent_mask_folder_means_auto_and_3ch_ir_mask_uses_the_file(tmp_path):
+    (tmp_path / 'vis').mkdir()
+    (tmp_path / 'ir').mkdir()
+    rng = np.random.default_rng(4)
+    vis = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    ir3 = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)  # unequal channels
+    cv2.imwrite(str(tmp_path / 'vis' / 'p.png'), vis)
+    cv2.imwrite(str(tmp_path / 'ir' / 'p.png'), ir3)
+    ds = PairedFusionDataset(str(tmp_path / 'vis'), str(tmp_path / 'ir'), phase='train', patch_size=10,
+                             use_hflip=False, use_rot=False)
+    assert ds.mask_source == 'auto'
+    # the VSM script's gray rule (channel mean) on the file as stored, not the dataset's luma
+    expected = saliency_mask(cv2.cvtColor(vis, cv2.COLOR_BGR2RGB), cv2.cvtColor(ir3, cv2.COLOR_BGR2RGB))
+    got = ds[(0, 1)]['mask'][0].numpy()
+    assert any(np.array_equal(got, expected[:, c:c + 10]) for c in range(3))
+    none = PairedFusionDataset(str(tmp_path / 'vis'), str(tmp_path / 'ir'), 'none', phase='train', patch_size=10)
+    assert 'mask' not in none[(0, 1)]
+
+
+def test_hidden_files_ignored_and_written_images_readable(tmp_path):
+    import os
+    import stat
+
+    from basicsr.utils.img_util import list_images, write_image
+    write_image(tmp_path / 'a.png', np.zeros((3, 4, 3), np.uint8))
+    (tmp_path / '._a.png').write_bytes(b'junk')
+    (tmp_path / '.a.png.1234.tmp.png').write_bytes(b'junk')
+    assert list(list_images(tmp_path)) == ['a']
+    mode = stat.S_IMODE(os.stat(tmp_path / 'a.png').st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask

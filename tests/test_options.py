@@ -103,9 +103,13 @@ def test_every_problem_reported_in_one_go(tmp_path, tiny_data):
 
 
 def test_mask_needed_by_loss(tmp_path, tiny_data):
-    text = train_options(tmp_path, tiny_data).replace(f"    dataroot_mask: {tiny_data['mask']}\n", '')
+    mask_line = f"    dataroot_mask: {tiny_data['mask']}\n"
+    text = train_options(tmp_path, tiny_data).replace(mask_line, '    dataroot_mask: none\n')
     msg = problems(write(tmp_path, text))
     assert 'datasets.train.dataroot_mask: required by SaliencyMaskL1Loss' in msg
+    # absent means: compute the masks on the fly
+    loaded = load_options(write(tmp_path, train_options(tmp_path, tiny_data).replace(mask_line, '')))
+    assert 'dataroot_mask' not in loaded.opt['datasets']['train']
 
 
 def test_set_overrides_existing_keys_only(tmp_path, tiny_data):
@@ -135,3 +139,37 @@ def test_cli_reports_without_traceback(tmp_path, tiny_data):
     assert run.returncode == 2
     assert 'Traceback' not in run.stderr
     assert run.stderr.startswith('error: ') and 'did you mean datasets.train.use_hflip?' in run.stderr
+
+
+@pytest.mark.parametrize('old,new,expected', [
+    ('print_freq: 1', 'print_freq: 0', 'logger.print_freq: must be >= 1, got 0'),
+    ('batch_size_per_gpu: 2', 'batch_size_per_gpu: 0', 'datasets.train.batch_size_per_gpu: must be >= 1, got 0'),
+    ('lr: 1e-3', 'lr: abc', "train.optim_g.lr: expected integer or number, got str 'abc'"),
+    ('milestones: [3]', 'milestones: abc', "train.scheduler.milestones: expected a list of iteration numbers"),
+    ('channels: 2', 'channels: 0', 'network_g: rejected: DGFusion: channels must be a positive int, got 0'),
+    ('phase: train', 'phase: val', "datasets.train.phase: 'val' for the train set; expected 'train'"),
+    ('loss_weight: 3.0', 'loss_weight: -1', 'train.losses.0: rejected: SaliencyMaskL1Loss.loss_weight'),
+])
+def test_values_constructors_would_reject(tmp_path, tiny_data, old, new, expected):
+    text = train_options(tmp_path, tiny_data)
+    assert old in text
+    msg = problems(write(tmp_path, text.replace(old, new, 1)), dry_run=True)
+    assert expected in msg
+
+
+@pytest.mark.parametrize('section', ['train: 5', 'val: 3', 'logger: [1]'])
+def test_scalar_sections(tmp_path, tiny_data, section):
+    text = train_options(tmp_path, tiny_data)
+    key = section.split(':')[0]
+    lines, out, skipping = text.splitlines(), [], False
+    for line in lines:  # drop the whole section, put the scalar instead
+        if line.startswith(key + ':'):
+            out.append(section)
+            skipping = True
+        elif skipping and line.startswith(' '):
+            continue
+        else:
+            skipping = False
+            out.append(line)
+    msg = problems(write(tmp_path, '\n'.join(out) + '\n'))
+    assert f"{key}: expected a mapping" in msg

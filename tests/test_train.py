@@ -151,3 +151,51 @@ def test_torchrun_two_gloo_processes_match_single_process(tmp_path, tiny_data):
     single = final_weights(tmp_path / 'experiments' / 'tiny' / 'checkpoints' / 'iter_00000003.pth')
     for name in r0:
         torch.testing.assert_close(r0[name], single['params'][name], atol=1e-5, rtol=0, msg=name)
+
+
+def test_nonfinite_gradient_with_finite_loss_is_skipped(tmp_path, tiny_data):
+    opt = write_opt(tmp_path, tiny_data, total_iter=3, save_freq=3)
+    trainer = Trainer(load_options(opt))
+    param = next(trainer.model.net_g.parameters())
+    calls = {'n': 0}
+
+    def poison(grad):
+        calls['n'] += 1
+        return grad * float('inf') if calls['n'] == 2 else grad
+
+    param.register_hook(poison)
+    assert trainer.run() == 0
+    logs = losses_of(trainer.exp_dir)
+    assert [logs[i]['skipped'] for i in (1, 2, 3)] == [0.0, 1.0, 0.0]
+    assert torch.isfinite(torch.tensor(logs[2]['total'])).item() is False
+    final = final_weights(trainer.exp_dir / 'checkpoints' / 'iter_00000003.pth')
+    assert all(torch.isfinite(v).all() for v in final['params'].values())
+
+
+def test_auto_resume_survives_a_broken_latest_pointer(tmp_path, tiny_data):
+    opt = write_opt(tmp_path, tiny_data, total_iter=2, save_freq=1)
+    assert train_main(['-opt', str(opt)]) == 0
+    ckpts = tmp_path / 'experiments' / 'tiny' / 'checkpoints'
+    (ckpts / 'latest').write_text('')  # e.g. a crash while the pointer was written
+    trainer = Trainer(load_options(opt), auto_resume=True)
+    assert trainer.start_iter == 2
+
+
+def test_worker_errors_are_shown_as_one_line():
+    from basicsr.utils.errors import DataError, one_line
+    wrapped = DataError('Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most '
+                        'recent call last):\n  File "x.py", line 1, in f\nbasicsr.utils.errors.'
+                        'DataError: /data/a.png: cannot read image')
+    assert one_line(wrapped) == '/data/a.png: cannot read image'
+    assert one_line(DataError('plain message')) == 'plain message'
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_amp_training_on_cuda(tmp_path, tiny_data):
+    text = train_options(tmp_path, tiny_data, total_iter=3, save_freq=3, patch=18)  # not a power of 2
+    text = text.replace('device: cpu', 'device: cuda').replace('  ema_decay:', '  use_amp: true\n  ema_decay:')
+    (tmp_path / 'amp.yml').write_text(text)
+    assert train_main(['-opt', str(tmp_path / 'amp.yml')]) == 0
+    logs = losses_of(tmp_path / 'experiments' / 'tiny')
+    assert all(r['skipped'] == 0.0 for r in logs.values())

@@ -39,6 +39,17 @@ def conv_lrelu_block(cin: int, cout: int) -> nn.Sequential:
                          conv3x3(cout, cout), nn.LeakyReLU(LRELU_SLOPE))
 
 
+def full_precision(x: torch.Tensor):
+    """Context that turns autocast off: spectra overflow float16 and cuFFT in half precision
+    accepts power-of-two sizes only, so every frequency-domain block runs in float32."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
+def to_float32(x: torch.Tensor) -> torch.Tensor:
+    """Half/bfloat16 -> float32; float32/float64 unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def as_complex(x: torch.Tensor) -> torch.Tensor:
     """(B,2K,H,W) real -> (B,K,H,W) complex: channels [0,K) real part, [K,2K) imaginary part."""
     real, imag = x.chunk(2, dim=1)
@@ -108,8 +119,14 @@ class AmplitudePhaseEnhancer(nn.Module):
 
     def forward(self, vis_y: torch.Tensor,
                 ir: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        vis_spec = torch.fft.fft2(self.vis_encoder(vis_y))  # (B,4C,H,W) complex
-        ir_spec = torch.fft.fft2(self.ir_encoder(ir))
+        vis_feat, ir_feat = self.vis_encoder(vis_y), self.ir_encoder(ir)
+        with full_precision(vis_feat):
+            return self._spectral(to_float32(vis_feat), to_float32(ir_feat))
+
+    def _spectral(self, vis_feat: torch.Tensor,
+                  ir_feat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        vis_spec = torch.fft.fft2(vis_feat)  # (B,4C,H,W) complex
+        ir_spec = torch.fft.fft2(ir_feat)
 
         amp_cat = torch.cat([torch.abs(vis_spec), torch.abs(ir_spec)], dim=1)
         pha_cat = torch.cat([torch.angle(vis_spec), torch.angle(ir_spec)], dim=1)
@@ -233,7 +250,8 @@ class DGFusion(nn.Module):
             raise ValueError(f"DGFusion: expected vis_y and ir of equal shape (B,1,H,W), got "
                              f"{tuple(vis_y.shape)} and {tuple(ir.shape)}")
         s_d, s_ap, s_pa = self.enhancer(vis_y, ir)
-        fre, spa = self.extractor(s_d, s_ap, s_pa)
+        with full_precision(s_d):
+            fre, spa = self.extractor(s_d, s_ap, s_pa)
         res = self.fusion(fre, spa)
         finite = torch.isfinite(res)
         self.last_nonfinite = (~finite).sum().detach()

@@ -29,8 +29,9 @@ class PairedFusionDataset(Dataset):
     Args:
         dataroot_vis: folder of visible images.
         dataroot_ir: folder of infrared images, same stems.
-        dataroot_mask: folder of visible-weight masks (same stems; 8-bit 0/255 or 16-bit), or
-            ``'auto'`` to compute VSM masks from each full pair on the fly, or None for no mask.
+        dataroot_mask: folder of visible-weight masks (same stems; 8-bit 0/255 or 16-bit);
+            ``'auto'`` or absent: VSM masks computed from each full pair on the fly (train
+            phase); ``'none'``: no masks.
         phase: ``'train'`` (random crop + augmentation, masks) or ``'test'`` (whole images).
         patch_size: training crop size.
         use_hflip: random horizontal flips (train).
@@ -52,8 +53,8 @@ class PairedFusionDataset(Dataset):
             raise DataError(f"enlarge_ratio and patch_size must be >= 1, got {enlarge_ratio}, {patch_size}")
         roles = [('vis', dataroot_vis), ('ir', dataroot_ir)]
         self.mask_source = None
-        if phase == 'train' and dataroot_mask:
-            if dataroot_mask == 'auto':
+        if phase == 'train' and dataroot_mask != 'none':
+            if dataroot_mask in (None, '', 'auto'):
                 self.mask_source = 'auto'
             else:
                 self.mask_source = 'folder'
@@ -92,7 +93,8 @@ class PairedFusionDataset(Dataset):
         index, aug_seed = (key if isinstance(key, tuple) else (key, key))
         index = int(index) % len(self.pairs)
         pair = self.pairs[index]
-        vis_raw, ir_raw = read_image(pair['vis']), ir_to_gray(read_image(pair['ir']))
+        vis_raw, ir_file = read_image(pair['vis']), read_image(pair['ir'])
+        ir_raw = ir_to_gray(ir_file)
         if vis_raw.shape[:2] != ir_raw.shape[:2]:
             raise DataError(f"{pair['vis']} is {vis_raw.shape[0]}x{vis_raw.shape[1]} but "
                             f"{pair['ir']} is {ir_raw.shape[0]}x{ir_raw.shape[1]}")
@@ -101,7 +103,8 @@ class PairedFusionDataset(Dataset):
         vis = np.repeat(vis[:, :, None], 3, axis=2) if vis_gray else vis
         images = [vis, to_float01(ir_raw)]
         if self.phase == 'train' and self.mask_source:
-            images.append(self._load_mask(index, vis_raw, ir_raw).astype(np.float32))
+            # the mask sees the infrared file as stored: its gray rule is the VSM script's
+            images.append(self._load_mask(index, vis_raw, ir_file).astype(np.float32))
         if self.phase == 'train':
             rng = np.random.default_rng([int(aug_seed), index])
             images = paired_random_crop(images, self.patch_size, rng, where=str(pair['vis']))

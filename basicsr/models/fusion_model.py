@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -116,10 +117,20 @@ class FusionModel:
         # every process must agree before backward, or DDP would wait forever
         all_finite = bool(reduce_mean(finite.detach()).item() == 1.0)
         self.optimizer.zero_grad(set_to_none=True)
+        grad_norm = float('nan')
+        if all_finite:
+            self.scaler.scale(total).backward()
+            if self.use_amp:
+                self.scaler.unscale_(self.optimizer)
+            max_norm = float(self.grad_clip) if self.grad_clip else float('inf')
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), max_norm))
+            # with AMP the scaler skips inf/NaN gradients itself and lowers its scale
+            all_finite = self.use_amp or math.isfinite(grad_norm)
         if not all_finite:
+            self.optimizer.zero_grad(set_to_none=True)
             self.nonfinite_in_a_row += 1
             self.nonfinite_total += 1
-            logger.warning('non-finite loss: step skipped (%d in a row, %d in total)',
+            logger.warning('non-finite loss or gradient: step skipped (%d in a row, %d in total)',
                            self.nonfinite_in_a_row, self.nonfinite_total)
             if self.nonfinite_in_a_row >= self.max_nonfinite:
                 raise TrainingDiverged(
@@ -129,15 +140,11 @@ class FusionModel:
             out = {'total': float('nan'), 'skipped': 1.0}
         else:
             self.nonfinite_in_a_row = 0
-            self.scaler.scale(total).backward()
-            if self.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), float(self.grad_clip))
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.update_ema()
             logged = reduce_mean(torch.stack([total.detach()] + [t.detach() for t in terms]))
-            out = {'total': float(logged[0]), 'skipped': 0.0}
+            out = {'total': float(logged[0]), 'skipped': 0.0, 'grad_norm': grad_norm}
             for name, value in zip(self.loss_names, logged[1:].tolist()):
                 out[name] = out.get(name, 0.0) + value
         if self.scheduler is not None:

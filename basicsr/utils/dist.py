@@ -1,6 +1,7 @@
 """Process-group set-up from torchrun's environment (WORLD_SIZE, RANK, LOCAL_RANK)."""
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 from typing import Callable, Tuple
@@ -38,7 +39,9 @@ def init_dist(device_spec: str) -> Tuple[torch.device, int, int]:
     if world > 1 and not dist.is_initialized():
         if device.type == 'cuda':
             torch.cuda.set_device(device)
-        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+        # generous timeout: rank 0 validates full-size images while the others wait
+        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo',
+                                timeout=datetime.timedelta(minutes=60))
     return device, rank, world
 
 

@@ -25,3 +25,16 @@ class DataError(DGFusionError):
 
 class CheckpointError(DGFusionError):
     """A checkpoint file is unreadable or does not match the network."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The user-facing text of ``exc``.
+
+    An error raised in a DataLoader worker comes back wrapped in a message that holds the
+    worker's whole traceback; only its last line (the original message) is kept.
+    """
+    text = str(exc).strip()
+    if 'Original Traceback' in text:
+        last = text.splitlines()[-1]
+        text = last.split(': ', 1)[1] if ': ' in last and last.split(': ', 1)[0].endswith('Error') else last
+    return text

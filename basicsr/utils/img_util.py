@@ -26,6 +26,8 @@ def list_images(folder: str | Path) -> Dict[str, Path]:
         raise DataError(f"{folder}: folder does not exist")
     out: Dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
+        if path.name.startswith('.'):  # temp files of interrupted writes, macOS '._' files
+            continue
         if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
             if path.stem in out:
                 raise DataError(f"{folder}: two images share the stem '{path.stem}' "
@@ -98,9 +100,20 @@ def write_image(path: str | Path, img: np.ndarray) -> None:
     if not ok:
         raise DataError(f"{path}: could not encode image")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp_', suffix=path.suffix)
-    with os.fdopen(fd, 'wb') as fh:
-        fh.write(buf.tobytes())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, 'wb') as fh:
+            fh.write(buf.tobytes())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; use the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def pair_by_stem(folders: Sequence[Tuple[str, str | Path]]) -> List[Dict[str, Path]]:

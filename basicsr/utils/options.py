@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from basicsr.utils.errors import ConfigError
 from basicsr.utils.registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY,
                                     MODEL_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY, Registry,
-                                    closest_match)
+                                    build_from_cfg, closest_match)
 from basicsr.utils.yaml_io import load_yaml_file, parse_scalar
 
 logger = logging.getLogger(__name__)
@@ -33,11 +33,12 @@ class Field:
     default: Any = REQUIRED
     choices: Optional[Sequence[Any]] = None
     doc: str = ''
+    minimum: Optional[float] = None
 
 
-def _f(types, default=REQUIRED, choices=None, doc=''):
+def _f(types, default=REQUIRED, choices=None, doc='', minimum=None):
     types = types if isinstance(types, tuple) else (types,)
-    return Field(types, default, choices, doc)
+    return Field(types, default, choices, doc, minimum)
 
 
 NUM = (int, float)
@@ -47,8 +48,8 @@ OPT_STR = (str, type(None))
 LOADER_KEYS: Dict[str, Field] = {
     'name': _f(str, '', doc='label used in logs and result folders'),
     'type': _f(str, 'PairedFusionDataset'),
-    'batch_size_per_gpu': _f(int, 1),
-    'num_worker_per_gpu': _f(int, 0),
+    'batch_size_per_gpu': _f(int, 1, minimum=1),
+    'num_worker_per_gpu': _f(int, 0, minimum=0),
 }
 
 TRAIN_SCHEMA: Dict[str, Any] = {
@@ -65,28 +66,28 @@ TRAIN_SCHEMA: Dict[str, Any] = {
         'resume_state': _f(OPT_STR, None),
     },
     'train': {
-        'total_iter': _f(int),
+        'total_iter': _f(int, minimum=1),
         'optim_g': _f(dict, {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.999]}),
         'scheduler': _f((dict, type(None)), None),
         'losses': _f(list),
         'ema_decay': _f(NUM, 0.999),
         'grad_clip': _f((int, float, type(None)), None, doc='max gradient norm, null = off'),
         'use_amp': _f(bool, False),
-        'max_nonfinite_steps': _f(int, 10),
+        'max_nonfinite_steps': _f(int, 10, minimum=1),
     },
     'val': {
-        'val_freq': _f(int, 0, doc='0 = no validation'),
+        'val_freq': _f(int, 0, doc='0 = no validation', minimum=0),
         'save_img': _f(bool, True),
-        'max_images': _f((int, type(None)), None),
+        'max_images': _f((int, type(None)), None, minimum=1),
         'metrics': {
             'names': _f(list, []),
             'convention': _f(str, 'cddfuse', choices=('vifb', 'tang', 'cddfuse')),
         },
     },
     'logger': {
-        'print_freq': _f(int, 100),
-        'save_checkpoint_freq': _f(int, 5000),
-        'keep_checkpoints': _f(int, 3, doc='newest N periodic checkpoints kept, 0 = all'),
+        'print_freq': _f(int, 100, minimum=1),
+        'save_checkpoint_freq': _f(int, 5000, minimum=1),
+        'keep_checkpoints': _f(int, 3, doc='newest N periodic checkpoints kept, 0 = all', minimum=0),
         'use_tb_logger': _f(bool, True),
     },
 }
@@ -158,6 +159,9 @@ def _fill(schema: Dict[str, Any], data: Dict[str, Any], prefix: str, probs: Prob
             _fill(spec, value, path + '.', probs)
         elif not _type_ok(value, spec.types):
             probs.add(path, f"expected {_type_name(spec.types)}, got {type(value).__name__} {value!r}")
+        elif (spec.minimum is not None and isinstance(value, (int, float))
+              and not isinstance(value, bool) and value < spec.minimum):
+            probs.add(path, f"must be >= {spec.minimum}, got {value}")
         elif spec.choices is not None and value not in spec.choices:
             hint = closest_match(str(value), [str(c) for c in spec.choices])
             probs.add(path, f"'{value}' is not one of {', '.join(map(str, spec.choices))}"
@@ -182,11 +186,10 @@ def _annotation_types(annotation: Any) -> Optional[Tuple[type, ...]]:
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
         out: List[type] = []
         for arg in typing.get_args(annotation):
-            sub = _annotation_types(arg)
-            if sub is None:
+            if arg is typing.Any:
                 return None
-            out.extend(sub)
-        return tuple(out)
+            out.extend(_annotation_types(arg) or ())  # e.g. torch.Tensor: not writable in YAML
+        return tuple(out) or None
     if origin in (list, tuple, Sequence, typing.Sequence) or annotation in (list, tuple):
         return (list, tuple)
     if origin is dict or annotation is dict:
@@ -245,6 +248,20 @@ def check_type_section(registry: Registry, section: Any, prefix: str, probs: Pro
     check_registered(registry.get(name), kwargs, prefix, probs, skip)
 
 
+def try_build(key: str, factory, probs: Problems) -> None:
+    """Construct a section once so that values its constructor rejects are reported here.
+
+    Skipped when the section already has a problem (its message is the better one).
+    """
+    if any(item.startswith(key + '.') or item.startswith(key + ':') for item in probs.items):
+        return
+    try:
+        factory()
+    except Exception as exc:  # any constructor complaint becomes a config problem
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        probs.add(key, f"rejected: {text}")
+
+
 def apply_overrides(opt: Dict[str, Any], overrides: Sequence[str], probs: Problems) -> None:
     """Apply ``a.b.c=value`` strings to existing keys only (values parsed as YAML, no eval)."""
     for item in overrides:
@@ -299,18 +316,23 @@ def validate_datasets(opt: Dict[str, Any], probs: Problems, dry_run: bool, is_tr
             probs.add(f"datasets.{phase}", f"expected a mapping, got {ds!r}")
             continue
         ds.setdefault('phase', 'train' if phase == 'train' else 'test')
+        expected_phase = 'train' if phase == 'train' else 'test'
+        if ds['phase'] != expected_phase:
+            probs.add(prefix + 'phase', f"'{ds['phase']}' for the {phase} set; expected '{expected_phase}'")
         for key, spec in LOADER_KEYS.items():
             if key not in ds:
                 ds[key] = copy.deepcopy(spec.default) if spec.default is not REQUIRED else None
             elif not _type_ok(ds[key], spec.types):
                 probs.add(prefix + key, f"expected {_type_name(spec.types)}, got {ds[key]!r}")
+            elif spec.minimum is not None and ds[key] < spec.minimum:
+                probs.add(prefix + key, f"must be >= {spec.minimum}, got {ds[key]}")
         if not ds['name']:
             ds['name'] = phase
         kwargs = {k: v for k, v in ds.items() if k not in LOADER_KEYS}
         check_type_section(DATASET_REGISTRY, {'type': ds['type'], **kwargs}, prefix, probs)
         for key in ('dataroot_vis', 'dataroot_ir', 'dataroot_mask'):
             root = ds.get(key)
-            if isinstance(root, str) and root not in ('', 'auto') and not Path(root).is_dir():
+            if isinstance(root, str) and root not in ('', 'auto', 'none') and not Path(root).is_dir():
                 msg = f"folder '{root}' does not exist"
                 if dry_run:
                     probs.warnings.append(f"{prefix}{key}: {msg}")
@@ -323,12 +345,18 @@ def validate_datasets(opt: Dict[str, Any], probs: Problems, dry_run: bool, is_tr
 def validate_train_sections(opt: Dict[str, Any], probs: Problems) -> None:
     """Check the registered sections under ``network_g`` and ``train``."""
     check_type_section(ARCH_REGISTRY, opt.get('network_g'), 'network_g.', probs)
-    train = opt.get('train', {})
+    try_build('network_g', lambda: build_from_cfg(ARCH_REGISTRY, opt['network_g'], 'network_g'), probs)
+    train = opt.get('train')
+    if not isinstance(train, dict):
+        return
     if isinstance(train.get('optim_g'), dict):
         check_type_section(OPTIMIZER_REGISTRY, train['optim_g'], 'train.optim_g.', probs, skip=('params',))
-    if isinstance(train.get('scheduler'), dict):
-        check_type_section(SCHEDULER_REGISTRY, train['scheduler'], 'train.scheduler.', probs,
-                           skip=('optimizer',))
+        _trial_optimizer(train, probs)
+    milestones = (train.get('scheduler') or {}).get('milestones') if isinstance(
+        train.get('scheduler'), dict) else None
+    if milestones is not None and not (isinstance(milestones, list) and all(
+            isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in milestones)):
+        probs.add('train.scheduler.milestones', f"expected a list of iteration numbers, got {milestones!r}")
     losses = train.get('losses')
     losses = losses if isinstance(losses, list) else None
     if losses is not None:
@@ -336,11 +364,12 @@ def validate_train_sections(opt: Dict[str, Any], probs: Problems) -> None:
             probs.add('train.losses', 'empty: list at least one loss')
         for i, loss in enumerate(losses):
             check_type_section(LOSS_REGISTRY, loss, f"train.losses.{i}.", probs)
+            try_build(f"train.losses.{i}", lambda loss=loss: build_from_cfg(LOSS_REGISTRY, loss), probs)
     needing = [loss.get('type') for loss in losses or [] if isinstance(loss, dict)
                and loss.get('type') in LOSS_REGISTRY
                and getattr(LOSS_REGISTRY.get(loss['type']), 'needs_mask', False)]
     train_ds = (opt.get('datasets') or {}).get('train')
-    if needing and isinstance(train_ds, dict) and not train_ds.get('dataroot_mask'):
+    if needing and isinstance(train_ds, dict) and train_ds.get('dataroot_mask') == 'none':
         probs.add('datasets.train.dataroot_mask', f"required by {', '.join(needing)}: a folder of "
                   "masks (scripts/gen_saliency.py makes them) or 'auto' to compute them on the fly")
     for key in ('total_iter',):
@@ -351,9 +380,32 @@ def validate_train_sections(opt: Dict[str, Any], probs: Problems) -> None:
         probs.add('train.ema_decay', f"must be in [0, 1), got {decay}")
 
 
+def _trial_optimizer(train: Dict[str, Any], probs: Problems) -> None:
+    """Build the optimiser (and scheduler) on a dummy parameter to catch bad values early."""
+    import torch  # local: only needed for this check
+    state: Dict[str, Any] = {}
+
+    def optimizer():
+        cfg = dict(train['optim_g'])
+        if isinstance(cfg.get('betas'), list):
+            cfg['betas'] = tuple(cfg['betas'])
+        state['opt'] = build_from_cfg(OPTIMIZER_REGISTRY, cfg, 'train.optim_g',
+                                      params=[torch.nn.Parameter(torch.zeros(1))])
+
+    try_build('train.optim_g', optimizer, probs)
+    scheduler = train.get('scheduler')
+    if 'opt' in state and isinstance(scheduler, dict):
+        check_type_section(SCHEDULER_REGISTRY, scheduler, 'train.scheduler.', probs, skip=('optimizer',))
+        try_build('train.scheduler', lambda: build_from_cfg(
+            SCHEDULER_REGISTRY, scheduler, 'train.scheduler', optimizer=state['opt']), probs)
+
+
 def validate_metrics(opt: Dict[str, Any], probs: Problems) -> None:
     """Check ``val.metrics.names`` against the metric registry and convention."""
-    metrics = opt.get('val', {}).get('metrics', {})
+    val = opt.get('val')
+    metrics = val.get('metrics') if isinstance(val, dict) else None
+    if not isinstance(metrics, dict):
+        return
     names = metrics.get('names') or []
     if not names:
         return
@@ -453,7 +505,8 @@ def load_options(path: str | Path, is_train: bool = True, overrides: Sequence[st
         validate_train_sections(opt, probs)
     else:
         check_type_section(ARCH_REGISTRY, opt.get('network_g'), 'network_g.', probs)
-        ckpt = opt['path'].get('pretrain_network_g')
+        path_opt = opt.get('path') if isinstance(opt.get('path'), dict) else {}
+        ckpt = path_opt.get('pretrain_network_g')
         if isinstance(ckpt, str) and resolve_checkpoint_path(ckpt) is None:
             msg = f"'{ckpt}' is neither a checkpoint file nor a folder holding checkpoints"
             (probs.warnings.append(f"path.pretrain_network_g: {msg}") if dry_run

@@ -1,0 +1,277 @@
+"""Performance figures of DGFusion's network, VSM saliency and metrics, as Markdown tables.
+
+Usage (from the repository root)::
+
+    python scripts/benchmark.py [--only net,vsm,metrics] [--device auto|cpu|cuda|cuda:N]
+        [--channels 16] [--sizes 64x80,128x160] [--repeat 5] [--warmup 1] [--threads N]
+
+Sections:
+
+* ``net``: forward latency of DGFusion (random weights, batch 1, ``torch.inference_mode``)
+  at width ``--channels`` for each ``--sizes`` HxW: median of ``--repeat`` runs after
+  ``--warmup`` runs, and pixels per second. Parameter counts of our module and of the
+  published layout (ours plus the parameters the published forward never reads, counted from
+  their shapes; nothing extra is built). On CUDA also fp16 autocast and the fp32/fp16 ratio
+  (cuFFT computes half precision only for power-of-two sizes; other sizes report n/a).
+* ``vsm``: the vectorised ``vsm_saliency`` against a direct port of the published script
+  (contrast table by two nested Python loops over the 256 gray levels, then a per-pixel
+  lookup and min-max scaling) on a synthetic 460x630 image; both outputs must be equal.
+* ``metrics``: ``compute_metrics`` with the cddfuse default metrics on a synthetic 576x768
+  gray triple, one metric per call (each call includes the shared preparation), and all
+  together.
+
+Timings use ``time.perf_counter`` (CUDA synchronised) and are figures of this machine and its
+load, not guarantees. The default run takes well under 90 s on a 2-core CPU (C=16 at 256x320
+costs about 8 s per forward on one core, so it is not a default size).
+Exit status: 0; 1 when the two VSM outputs differ; 2 on bad arguments.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from typing import Callable, List, Optional, Sequence, Tuple  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from basicsr.utils.errors import ConfigError, DGFusionError  # noqa: E402
+
+SECTIONS = ('net', 'vsm', 'metrics')
+VSM_SIZE = (460, 630)
+METRIC_SIZE = (576, 768)
+
+
+def parse_sizes(text: str) -> List[Tuple[int, int]]:
+    """``'64x80,128x160'`` -> [(64, 80), (128, 160)] (height x width)."""
+    sizes = []
+    for item in text.split(','):
+        parts = item.strip().lower().split('x')
+        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise ConfigError(f"--sizes: '{item}' is not HxW with positive integers")
+        sizes.append((int(parts[0]), int(parts[1])))
+    return sizes
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--only', default=','.join(SECTIONS),
+                        help=f"comma-separated sections out of {','.join(SECTIONS)}")
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N (net section)')
+    parser.add_argument('--channels', type=int, default=16, help='network width C')
+    parser.add_argument('--sizes', default='64x80,128x160', help='HxW list for the net section')
+    parser.add_argument('--repeat', type=int, default=5, help='timed runs per figure (median)')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed runs before timing')
+    parser.add_argument('--threads', type=int, default=None, help='torch/OpenCV CPU threads')
+    return parser.parse_args(argv)
+
+
+def median_ms(fn: Callable[[], object], repeat: int, warmup: int,
+              sync: Optional[torch.device] = None) -> float:
+    """Median wall time of ``fn()`` in ms over ``repeat`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        if sync is not None:
+            torch.cuda.synchronize(sync)
+        start = time.perf_counter()
+        fn()
+        if sync is not None:
+            torch.cuda.synchronize(sync)
+        times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+    return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------- network
+
+def bench_net(args: argparse.Namespace, device: torch.device) -> None:
+    from basicsr.archs.dgfusion_arch import DGFusion
+    from basicsr.utils.checkpoint import dead_published_shapes
+
+    c = args.channels
+    torch.manual_seed(0)
+    net = DGFusion(c).to(device).eval()
+    ours = sum(p.numel() for p in net.parameters())
+    dead = sum(math.prod(s) for s in dead_published_shapes(c).values())
+    print(f"### Network parameters (C={c})\n")
+    print(table(['layout', 'parameters', 'ratio to ours'],
+                [['ours', f'{ours:,}', '1.000'],
+                 ['published (incl. never-read)', f'{ours + dead:,}', f'{(ours + dead) / ours:.3f}'],
+                 ['never read by the published forward', f'{dead:,}', f'{dead / ours:.3f}']]))
+    cuda = device.type == 'cuda'
+    sync = device if cuda else None
+    header = ['HxW', 'fp32 ms', 'Mpixel/s']
+    if cuda:
+        header += ['fp16 autocast ms', 'fp32/fp16']
+    rows = []
+    for h, w in args.sizes:
+        vis_y = torch.rand(1, 1, h, w, device=device)
+        ir = torch.rand(1, 1, h, w, device=device)
+
+        def forward() -> None:
+            with torch.inference_mode():
+                net(vis_y, ir)
+
+        ms = median_ms(forward, args.repeat, args.warmup, sync)
+        row = [f'{h}x{w}', f'{ms:.1f}', f'{h * w / ms / 1000.0:.2f}']
+        if cuda:
+            def forward_half() -> None:
+                with torch.inference_mode(), torch.autocast('cuda', dtype=torch.float16):
+                    net(vis_y, ir)
+            try:
+                ms_half = median_ms(forward_half, args.repeat, args.warmup, sync)
+                row += [f'{ms_half:.1f}', f'{ms / ms_half:.2f}']
+            except RuntimeError as err:
+                reason = (str(err).strip().splitlines() or ['failed'])[0][:70]
+                row += [f'n/a ({reason})', 'n/a']
+        rows.append(row)
+    print(f"\n### Network forward, C={c}, batch 1, {device}, median of {args.repeat} "
+          f"after {args.warmup} warm-up\n")
+    print(table(header, rows))
+
+
+# ---------------------------------------------------------------- VSM saliency
+
+def synthetic_gray(size: Tuple[int, int], seed: int) -> np.ndarray:
+    """(H,W) uint8 test image: smooth shapes plus noise, using most of the 256 levels."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = 90 + 60 * np.sin(xx / 37.0) * np.cos(yy / 23.0) + 0.1 * xx
+    img[(yy - h / 3) ** 2 + (xx - w / 2) ** 2 < (min(h, w) / 6) ** 2] += 80
+    img += rng.normal(0, 12, size)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def vsm_reference(gray_u8: np.ndarray) -> np.ndarray:
+    """Direct port of the published VSM script: ``T[j] = sum_i hist[i] * |j - i|`` by two
+    Python loops over the 256 levels, ``S = T[gray]``, then ``(S - min S) / (max S - min S)``.
+
+    Args:
+        gray_u8: (H, W) uint8.
+    Returns:
+        (H, W) float64 in [0, 1] (zeros when S is constant).
+    """
+    hist = np.bincount(gray_u8.ravel(), minlength=256).tolist()
+    contrast = [0] * 256
+    for j in range(256):
+        total = 0
+        for i in range(256):
+            total += hist[i] * abs(j - i)
+        contrast[j] = total
+    sal = np.asarray(contrast, dtype=np.int64)[gray_u8].astype(np.float64)
+    lo, hi = sal.min(), sal.max()
+    return (sal - lo) / (hi - lo) if hi > lo else np.zeros_like(sal)
+
+
+def bench_vsm(args: argparse.Namespace) -> bool:
+    """Print the VSM table; True when both implementations give the same map."""
+    from basicsr.utils.saliency import vsm_saliency
+
+    gray = synthetic_gray(VSM_SIZE, seed=0)
+    ms_ref = median_ms(lambda: vsm_reference(gray), args.repeat, args.warmup)
+    ms_ours = median_ms(lambda: vsm_saliency(gray), args.repeat, args.warmup)
+    ref, ours = vsm_reference(gray), vsm_saliency(gray)
+    equal = ref.shape == ours.shape and bool(np.array_equal(ref, ours))
+    check = 'equal' if equal else \
+        f'MISMATCH (max abs diff {float(np.max(np.abs(ref - ours))):.3g})'
+    print(f"\n### VSM saliency, synthetic {VSM_SIZE[0]}x{VSM_SIZE[1]} uint8, median of "
+          f"{args.repeat}\n")
+    print(table(['implementation', 'ms', 'speed-up', 'output'],
+                [['reference port (nested Python loops)', f'{ms_ref:.2f}', '1.0x', check],
+                 ['vsm_saliency (cumulative sums)', f'{ms_ours:.2f}',
+                  f'{ms_ref / ms_ours:.1f}x', check]]))
+    if not equal:
+        print(f"!!! VSM MISMATCH: vsm_saliency differs from the reference port: {check}",
+              file=sys.stderr)
+    return equal
+
+
+# ---------------------------------------------------------------- metrics
+
+def bench_metrics(args: argparse.Namespace) -> None:
+    from basicsr.metrics import compute_metrics, default_metrics
+
+    vis = synthetic_gray(METRIC_SIZE, seed=1)
+    ir = synthetic_gray(METRIC_SIZE, seed=2)[::-1].copy()
+    fused = ((vis.astype(np.uint16) + ir) // 2).astype(np.uint8)
+    names = default_metrics('cddfuse')
+    rows, total_single = [], 0.0
+    for name in names:
+        ms = median_ms(lambda: compute_metrics(fused, vis, ir, [name], 'cddfuse'),
+                       args.repeat, args.warmup)
+        total_single += ms
+        rows.append([name, f'{ms:.1f}'])
+    ms_all = median_ms(lambda: compute_metrics(fused, vis, ir, names, 'cddfuse'),
+                       args.repeat, args.warmup)
+    rows.append(['sum of the single calls', f'{total_single:.1f}'])
+    rows.append([f'all {len(names)} in one call', f'{ms_all:.1f}'])
+    print(f"\n### Metrics (cddfuse defaults), synthetic {METRIC_SIZE[0]}x{METRIC_SIZE[1]} gray, "
+          f"median of {args.repeat}\n")
+    print(table(['metric', 'ms'], rows))
+
+
+# ---------------------------------------------------------------- main
+
+def run(args: argparse.Namespace) -> int:
+    from basicsr.utils.dist import resolve_device
+    from basicsr.utils.options import parse_device
+
+    only = [s.strip() for s in args.only.split(',') if s.strip()]
+    unknown = [s for s in only if s not in SECTIONS]
+    if unknown or not only:
+        raise ConfigError(f"--only: {','.join(unknown) or 'nothing'} is not a subset of "
+                          f"{','.join(SECTIONS)}")
+    if args.repeat < 1 or args.warmup < 0 or args.channels < 1:
+        raise ConfigError("--repeat and --channels must be >= 1, --warmup >= 0")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads: {args.threads} must be >= 1")
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    args.sizes = parse_sizes(args.sizes)
+    problem = parse_device(args.device)
+    if problem:
+        raise ConfigError(f"--device: {problem}")
+    device = resolve_device(args.device)
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == 'cuda' else ''
+    print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
+          f"numpy {np.__version__}, device {device}{gpu}\n")
+    ok = True
+    if 'net' in only:
+        bench_net(args, device)
+    if 'vsm' in only:
+        ok = bench_vsm(args)
+    if 'metrics' in only:
+        bench_metrics(args)
+    return 0 if ok else 1
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except DGFusionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -257,7 +257,9 @@ def run(args: argparse.Namespace) -> int:
     sync = model.device.type == 'cuda'
     latencies: List[float] = []
     failed: List[str] = []
-    bar = tqdm(jobs, desc='fuse', unit='img', disable=not folder_mode, file=sys.stderr)
+    # the bar shows on a terminal only, keeping logs and error output clean
+    bar = tqdm(jobs, desc='fuse', unit='img', file=sys.stderr,
+               disable=not (folder_mode and sys.stderr.isatty()))
     for job in bar:
         try:
             vis, ir = load_pair(job['vis'], job['ir'])

@@ -91,6 +91,8 @@ class PairedFusionDataset(Dataset):
     def __getitem__(self, key: Union[int, Tuple[int, int]]) -> Dict[str, Any]:
         """``key`` is an index, or (index, augmentation seed) as the training sampler yields."""
         index, aug_seed = (key if isinstance(key, tuple) else (key, key))
+        if not 0 <= int(index) < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
         index = int(index) % len(self.pairs)
         pair = self.pairs[index]
         vis_raw, ir_file = read_image(pair['vis']), read_image(pair['ir'])

@@ -30,6 +30,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 def run_test(args) -> int:
     import torch
 
+    from basicsr.train import print_dry_run
+
     from basicsr.data import build_dataset, build_eval_loader
     from basicsr.models import MODEL_REGISTRY
     from basicsr.utils.checkpoint import load_network
@@ -44,11 +46,7 @@ def run_test(args) -> int:
         ensure_demo_data(args.opt)
     loaded = load_options(args.opt, is_train=False, overrides=args.overrides, dry_run=args.dry_run)
     if args.dry_run:
-        for w in loaded.warnings:
-            print(f"warning: {w}", file=sys.stderr)
-        print(dump_yaml(loaded.opt), end='')
-        print(f"ok: {args.opt} is valid", file=sys.stderr)
-        return 0
+        return print_dry_run(loaded)
     opt = loaded.opt
     out_root = Path(opt['path']['results_root']) / opt['name']
     out_root.mkdir(parents=True, exist_ok=True)

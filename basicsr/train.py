@@ -26,6 +26,16 @@ def parse_args(argv: Optional[List[str]] = None, test: bool = False) -> argparse
     return p.parse_args(argv)
 
 
+def print_dry_run(loaded) -> int:
+    """``--dry-run``: warnings and the verdict on stderr, the resolved options on stdout."""
+    from basicsr.utils.yaml_io import dump_yaml
+    for w in loaded.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(dump_yaml(loaded.opt), end='')
+    print(f"ok: {loaded.source} is valid", file=sys.stderr)
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Console entry; returns the process exit code."""
     args = parse_args(argv)
@@ -45,18 +55,13 @@ def train(args: argparse.Namespace) -> int:
     from basicsr.trainer import Trainer
     from basicsr.utils.options import load_options
     from basicsr.utils.run_control import git_commit
-    from basicsr.utils.yaml_io import dump_yaml
 
     if not args.dry_run:
         ensure_demo_data(args.opt)
 
     loaded = load_options(args.opt, is_train=True, overrides=args.overrides, dry_run=args.dry_run)
     if args.dry_run:
-        for w in loaded.warnings:
-            print(f"warning: {w}", file=sys.stderr)
-        print(dump_yaml(loaded.opt), end='')
-        print(f"ok: {args.opt} is valid", file=sys.stderr)
-        return 0
+        return print_dry_run(loaded)
     trainer = Trainer(loaded, auto_resume=args.auto_resume,
                       command=' '.join([sys.executable] + sys.argv), commit=git_commit())
     return trainer.run()

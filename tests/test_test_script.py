@@ -5,7 +5,6 @@ import csv
 from pathlib import Path
 
 import cv2
-import pytest
 import torch
 
 from basicsr.test import main as run_test_cli

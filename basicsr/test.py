@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from basicsr.utils.logger import console
+
 logger = logging.getLogger('basicsr.test')
 
 
@@ -23,7 +25,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return run_test(args)
     except DGFusionError as exc:
         logging.getLogger('basicsr').handlers.clear()
-        print(f"error: {one_line(exc)}", file=sys.stderr)
+        console(f"error: {one_line(exc)}", err=True)
         return 2
 
 
@@ -70,9 +72,9 @@ def run_test(args) -> int:
         write_csv(csv_path, rows)
         title = f"{ds_opt['name']} ({len(rows)} images" + (
             f", {metrics['convention']} convention)" if metrics['names'] else ')')
-        print(format_table(rows, title))
+        console(format_table(rows, title))
         logger.info('%s: fused images in %s, table in %s', ds_opt['name'], out_dir, csv_path)
-    print(f"network parameters: {n_params:,}")
+    console(f"network parameters: {n_params:,}")
     return 0
 
 

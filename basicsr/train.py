@@ -10,6 +10,7 @@ import sys
 from typing import List, Optional
 
 from basicsr.utils.errors import DGFusionError, one_line
+from basicsr.utils.logger import console
 
 logger = logging.getLogger('basicsr.train')
 
@@ -30,9 +31,9 @@ def print_dry_run(loaded) -> int:
     """``--dry-run``: warnings and the verdict on stderr, the resolved options on stdout."""
     from basicsr.utils.yaml_io import dump_yaml
     for w in loaded.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    print(dump_yaml(loaded.opt), end='')
-    print(f"ok: {loaded.source} is valid", file=sys.stderr)
+        console(f"warning: {w}", err=True)
+    console(dump_yaml(loaded.opt).rstrip())
+    console(f"ok: {loaded.source} is valid", err=True)
     return 0
 
 
@@ -43,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return train(args)
     except DGFusionError as exc:
         logging.getLogger('basicsr').handlers.clear()
-        print(f"error: {one_line(exc)}", file=sys.stderr)
+        console(f"error: {one_line(exc)}", err=True)
         return 2
     finally:
         from basicsr.utils.dist import cleanup

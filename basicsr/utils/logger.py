@@ -48,3 +48,14 @@ def make_tb_writer(log_dir: Path):
         logging.getLogger(__name__).warning('tensorboard is not installed: no event files written')
         return None
     return SummaryWriter(log_dir=str(log_dir))
+
+
+def console(text: str = '', err: bool = False) -> None:
+    """Plain output of the command-line entry points (tables, resolved options, verdicts).
+
+    Kept apart from logging on purpose: these lines are the command's result, printed without
+    timestamps so they can be copied or piped.
+    """
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + '\n')
+    stream.flush()

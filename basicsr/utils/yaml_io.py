@@ -21,13 +21,16 @@ _Loader.add_implicit_resolver('tag:yaml.org,2002:float', _FLOAT, list('-+0123456
 
 def load_yaml_text(text: str, source: str = '<string>') -> Any:
     """Parse YAML text safely; syntax errors become a one-line :class:`ConfigError`."""
+    loader = _Loader(text)  # a SafeLoader: plain data only, never arbitrary objects
     try:
-        return yaml.load(text, Loader=_Loader)  # _Loader derives from SafeLoader
+        return loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, 'problem_mark', None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ''
         problem = getattr(exc, 'problem', None) or str(exc).splitlines()[0]
         raise ConfigError(f"{source}:{where}: invalid YAML ({problem})") from None
+    finally:
+        loader.dispose()
 
 
 def load_yaml_file(path: str | Path) -> Any:

@@ -106,7 +106,7 @@ def bench_net(args: argparse.Namespace, device: torch.device) -> None:
 
     c = args.channels
     torch.manual_seed(0)
-    net = DGFusion(c).to(device).eval()
+    net = DGFusion(c).to(device).train(False)
     ours = sum(p.numel() for p in net.parameters())
     dead = sum(math.prod(s) for s in dead_published_shapes(c).values())
     print(f"### Network parameters (C={c})\n")

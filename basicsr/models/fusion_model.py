@@ -64,12 +64,12 @@ class FusionModel:
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
         if not is_train:
-            self.net_g.eval()
+            self.net_g.train(False)
             return
         train = opt['train']
         self.ema_decay = float(train['ema_decay'])
         if self.ema_decay > 0:
-            self.net_g_ema = copy.deepcopy(self.net_g).eval()
+            self.net_g_ema = copy.deepcopy(self.net_g).train(False)
             for p in self.net_g_ema.parameters():
                 p.requires_grad_(False)
         self.losses = nn.ModuleList([build_loss(cfg) for cfg in train['losses']]).to(device)
@@ -174,7 +174,7 @@ class FusionModel:
         """
         net = self.net_g_ema if (use_ema and self.net_g_ema is not None) else self.net_g
         was_training = net.training
-        net.eval()
+        net.train(False)
         vis_y, cbcr = split_luma(vis.to(self.device))
         fused_y = net(vis_y, ir.to(self.device))
         net.train(was_training)

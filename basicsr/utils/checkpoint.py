@@ -342,7 +342,7 @@ def load_network(path: PathLike, device: Union[str, torch.device] = 'cpu',
     net = DGFusion(channels)
     net.load_state_dict(state, strict=True)
     logger.info('loaded DGFusion(channels=%d) from %s', channels, path)
-    return net.to(device).eval()
+    return net.to(device).train(False)
 
 
 def save_atomic(obj: Any, path: PathLike) -> None:

@@ -38,7 +38,7 @@ def train_options(tmp: Path, data: Dict[str, Path], val: Optional[Dict[str, Path
                      f"    dataroot_ir: {val['ir']}\n")
     opts = dict(total_iter=5, batch=2, print_freq=1, save_freq=5, val_freq=0, ema=0.9, seed=0,
                 name='tiny', channels=2, patch=16, workers=0,
-                optim='{type: Adam, lr: 1e-3, betas: [0.9, 0.999]}')
+                optim='{type: Adam, lr: 1e-3, betas: [0.9, 0.999]}', tb='false')
     opts.update(over)
     return f"""name: {opts['name']}
 device: cpu
@@ -74,7 +74,7 @@ logger:
   print_freq: {opts['print_freq']}
   save_checkpoint_freq: {opts['save_freq']}
   keep_checkpoints: 0
-  use_tb_logger: false
+  use_tb_logger: {opts['tb']}
 """
 
 

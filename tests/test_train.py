@@ -43,9 +43,15 @@ def assert_same_weights(a, b, atol=1e-6):
 
 
 def test_five_iterations_write_checkpoint_and_run_record(tmp_path, tiny_data, tiny_val):
-    opt = write_opt(tmp_path, tiny_data, val=tiny_val, val_freq=5)
+    opt = write_opt(tmp_path, tiny_data, val=tiny_val, val_freq=5, tb='true')
     assert train_main(['-opt', str(opt)]) == 0
     exp = tmp_path / 'experiments' / 'tiny'
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(exp / 'tb_logger'))
+    events.Reload()
+    assert {'train/total', 'train/lr'} <= set(events.Tags()['scalars'])
+    grid = events.Images('val/vis_ir_mask_fused')[0]
+    assert (grid.width, grid.height) == (4 * 21, 18)  # vis | ir | mask | fused side by side
     ckpt = exp / 'checkpoints' / 'iter_00000005.pth'
     state = torch.load(ckpt, map_location='cpu', weights_only=True)
     assert state['iter'] == 5 and state['network_g'] == {'type': 'DGFusion', 'channels': 2}

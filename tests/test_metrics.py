@@ -518,3 +518,13 @@ def test_evaluate_errors(folders):
     cv2.imwrite(str(folders / 'fused' / 'b2_M.png'), rand_u8(21, 20))
     _assert_one_line_error(_run_eval('--fused', folders / 'fused', *base, '--fused-suffix', '_M',
                                      '--metrics', 'EN'), 'b2', 'sizes differ')
+
+
+def test_registry_entries_are_whole_image_metric_functions():
+    from basicsr.utils.registry import METRIC_REGISTRY
+    # two-level image: half 0, half 255 -> EN = 1 bit in every convention
+    fused = np.zeros((4, 4), np.uint8)
+    fused[:, 2:] = 255
+    src = np.full((4, 4), 7, np.uint8)
+    for conv in ('vifb', 'tang', 'cddfuse'):
+        assert METRIC_REGISTRY.get('EN')(fused, src, src, conv) == pytest.approx(1.0)

@@ -7,7 +7,7 @@ inputs are prepared 2-D float64 arrays of equal shape holding integer values 0..
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Tuple, Union
+from typing import Any, Callable, Dict, Tuple, Union
 
 from basicsr.utils.errors import RegistryError
 from basicsr.utils.registry import METRIC_REGISTRY
@@ -21,6 +21,15 @@ class MetricSpec:
     fn: Callable
     conventions: Tuple[str, ...]
     higher_better: Dict[str, bool]
+
+    def __call__(self, fused: Any, vis: Any, ir: Any, convention: str = 'cddfuse') -> float:
+        """The metric on whole images: ``METRIC_REGISTRY.get('EN')(fused, vis, ir, 'tang')``.
+
+        Images as for ``compute_metrics`` (RGB or gray arrays, 0..255); the convention's input
+        preparation is applied. ``fn`` is the plane-level function behind it.
+        """
+        from basicsr.metrics.fusion_metrics import compute_metrics  # the front sits above
+        return compute_metrics(fused, vis, ir, [self.name], convention)[self.name]
 
 
 def register_metric(name: str, conventions: Tuple[str, ...],

@@ -259,6 +259,8 @@ class Trainer:
         return bool(flag.item())
 
     def _log(self, it: int, total: int, out: Dict[str, Any], speed: float) -> None:
+        # read here, not every step: the count is a device tensor and reading it syncs
+        out = {**out, 'nonfinite_features': float(getattr(self.model.net_g, 'last_nonfinite', 0))}
         eta = (total - it) / max(speed, 1e-9)
         losses = ' '.join(f"{k}: {v:.4e}" for k, v in out.items()
                           if k not in ('lr', 'skipped', 'nonfinite_features', 'grad_norm'))

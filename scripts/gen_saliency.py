@@ -31,11 +31,11 @@ from dataclasses import dataclass  # noqa: E402
 from typing import Dict, Iterable, List, Optional, Tuple  # noqa: E402
 
 import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from basicsr.utils.errors import ConfigError, DataError, DGFusionError  # noqa: E402
+from basicsr.utils.img_util import read_image  # noqa: E402
 from basicsr.utils.saliency import MODES, saliency_mask_u8  # noqa: E402
 
 IMG_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
@@ -96,16 +96,6 @@ def is_up_to_date(job: PairJob) -> bool:
         return out_time > max(job.vis.stat().st_mtime_ns, job.ir.stat().st_mtime_ns)
     except OSError:
         return False
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Read an image unchanged (uint8/uint16, 1 or 3 channels; alpha dropped)."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DataError(f"{path}: cannot read image (missing, corrupt or unsupported format)")
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = img[:, :, :3]
-    return img
 
 
 def make_mask(job: PairJob) -> Tuple[str, Optional[str]]:

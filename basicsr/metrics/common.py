@@ -7,14 +7,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from basicsr.utils.rounding import matlab_round  # noqa: F401  (re-exported for the metrics)
+
 SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 SOBEL_Y = np.array([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])
 
-
-def matlab_round(x: np.ndarray) -> np.ndarray:
-    """Round half away from zero, as MATLAB ``round`` and integer casts do."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
 def gaussian_window(size: int, sigma: float) -> np.ndarray:

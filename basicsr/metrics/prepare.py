@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple, Union
 
-import cv2
 import numpy as np
 
 from basicsr.metrics.common import matlab_round
+from basicsr.utils.img_util import read_image
 from basicsr.utils.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -62,19 +62,9 @@ def read_image_rgb(path: Union[str, Path]) -> np.ndarray:
     an alpha channel is dropped, BGR is flipped to RGB. Raises DataError for unreadable
     files and for bit depths other than 8.
     """
-    path = Path(path)
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DataError(f"{path}: cannot read image (missing file or unsupported format)")
+    img = read_image(path)
     if img.dtype != np.uint8:
         raise DataError(f"{path}: expected an 8-bit image, got dtype {img.dtype}")
-    if img.ndim == 3:
-        if img.shape[2] == 1:
-            img = img[:, :, 0]
-        elif img.shape[2] == 2:  # gray + alpha
-            img = img[:, :, 0]
-        else:
-            img = np.ascontiguousarray(img[:, :, 2::-1])
     return img
 
 
@@ -120,7 +110,7 @@ def gray_tang(img: np.ndarray) -> np.ndarray:
     rgb = img.astype(np.float64)
     r, g, b = _MATLAB_GRAY
     y = r * rgb[..., 0] + g * rgb[..., 1] + b * rgb[..., 2]
-    return np.clip(np.floor(y + 0.5), 0, 255).astype(np.uint8)  # half away from zero, y >= 0
+    return np.clip(matlab_round(y), 0, 255).astype(np.uint8)
 
 
 def gray_cddfuse(img: np.ndarray) -> np.ndarray:

@@ -150,7 +150,6 @@ class FusionModel:
         if self.scheduler is not None:
             self.scheduler.step()
         out['lr'] = self.optimizer.param_groups[0]['lr']
-        out['nonfinite_features'] = float(getattr(self.net_g, 'last_nonfinite', 0))
         return out
 
     @torch.no_grad()

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from basicsr.utils.errors import DataError
+from basicsr.utils.rounding import matlab_round
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
@@ -45,7 +46,7 @@ def read_image(path: str | Path) -> np.ndarray:
     if img.dtype not in (np.uint8, np.uint16):
         raise DataError(f"{path}: unsupported pixel type {img.dtype} (expected 8- or 16-bit)")
     if img.ndim == 3:
-        if img.shape[2] == 1:
+        if img.shape[2] in (1, 2):  # gray, gray + alpha
             img = img[:, :, 0]
         elif img.shape[2] in (3, 4):
             img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
@@ -72,7 +73,7 @@ def ir_to_gray(img: np.ndarray) -> np.ndarray:
     if np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2]):
         return img[..., 0]
     y = img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    return np.clip(np.floor(y + 0.5), 0, np.iinfo(img.dtype).max).astype(img.dtype)
+    return np.clip(matlab_round(y), 0, np.iinfo(img.dtype).max).astype(img.dtype)
 
 
 def img2tensor(img: np.ndarray) -> torch.Tensor:

@@ -394,8 +394,9 @@ def _trial_optimizer(train: Dict[str, Any], probs: Problems) -> None:
 
     try_build('train.optim_g', optimizer, probs)
     scheduler = train.get('scheduler')
-    if 'opt' in state and isinstance(scheduler, dict):
+    if isinstance(scheduler, dict):
         check_type_section(SCHEDULER_REGISTRY, scheduler, 'train.scheduler.', probs, skip=('optimizer',))
+    if 'opt' in state and isinstance(scheduler, dict):
         try_build('train.scheduler', lambda: build_from_cfg(
             SCHEDULER_REGISTRY, scheduler, 'train.scheduler', optimizer=state['opt']), probs)
 

@@ -37,21 +37,11 @@ import cv2
 import numpy as np
 
 from basicsr.utils.errors import DataError
+from basicsr.utils.rounding import matlab_round  # noqa: F401  (part of this module's API)
 
 logger = logging.getLogger(__name__)
 
 MODES = ('dgfusion', 'weighted')
-
-
-def matlab_round(x: np.ndarray) -> np.ndarray:
-    """Round half away from zero for non-negative ``x`` (MATLAB ``uint8(x)``): ``floor(x + 0.5)``.
-
-    Args:
-        x: float array, values >= 0.
-    Returns:
-        float64 array of the same shape holding whole numbers (0.5 -> 1, 1.5 -> 2, 2.5 -> 3).
-    """
-    return np.floor(np.asarray(x, dtype=np.float64) + 0.5)
 
 
 # floor(s / 3 + 0.5) for the channel sums s = 0..765 of an 8-bit 3-channel image

@@ -1,4 +1,5 @@
 """DGFusion network: exactness against the published model, size, gradients, edge cases."""
+import math
 from pathlib import Path
 
 import pytest
@@ -6,11 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from basicsr.archs import build_network
-from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.archs.dgfusion_arch import DGFusion, canonical_fft2
 from basicsr.utils.checkpoint import load_network
 from basicsr.utils.errors import ConfigError, RegistryError
 
 PARITY = Path(__file__).resolve().parent / 'data' / 'dgfusion_c4.pt'
+# same weights; five sizes with the float64 canonical-phase output of the published network
+CANONICAL = Path(__file__).resolve().parent / 'data' / 'dgfusion_c4_canonical.pt'
 
 
 def conv_params(cin: int, cout: int) -> int:
@@ -163,3 +166,87 @@ def test_build_network():
         build_network({'type': 'DGFuson'})
     with pytest.raises(ConfigError, match='channels must be a positive int'):
         build_network({'type': 'DGFusion', 'channels': '16'})
+
+
+def _canonical_reference_net(tmp_path):
+    data = torch.load(CANONICAL, map_location='cpu', weights_only=True)
+    path = tmp_path / 'published.pth'
+    torch.save(data['checkpoint'], path)
+    return load_network(path), data['cases']
+
+
+def test_canonical_reference_float32_and_float64(tmp_path):
+    net, cases = _canonical_reference_net(tmp_path)
+    net64 = load_network(tmp_path / 'published.pth').double()
+    assert len(cases) == 5
+    with torch.no_grad():
+        for case in cases:
+            ref = case['fused_y_canonical_f64']
+            out32 = net(case['vis_y'], case['ir'])
+            out64 = net64(case['vis_y'].double(), case['ir'].double())
+            size = tuple(ref.shape[-2:])
+            assert (out32.double() - ref).abs().max() <= 1e-5, size
+            assert (out64 - ref).abs().max() <= 1e-9, size
+
+
+@pytest.mark.parametrize('channels', [2, 3, 4])
+@pytest.mark.parametrize('size', [(15, 21), (16, 20), (16, 21), (21, 16), (12, 12), (1, 10)])
+def test_float32_matches_float64(channels, size):
+    """Without canonical phase the even sizes differ by up to ~1e-2 (the +-pi flips)."""
+    torch.manual_seed(100 + channels)
+    net = DGFusion(channels)
+    net64 = DGFusion(channels).double()
+    net64.load_state_dict(net.state_dict())
+    g = torch.Generator().manual_seed(size[0] * 100 + size[1])
+    vis_y, ir = torch.rand(1, 1, *size, generator=g), torch.rand(1, 1, *size, generator=g)
+    with torch.no_grad():
+        diff = (net(vis_y, ir).double() - net64(vis_y.double(), ir.double())).abs().max()
+    assert diff <= 1e-5
+
+
+def test_thread_count_does_not_change_output():
+    torch.manual_seed(7)
+    net = DGFusion(3)
+    g = torch.Generator().manual_seed(8)
+    vis_y, ir = torch.rand(2, 1, 24, 30, generator=g), torch.rand(2, 1, 24, 30, generator=g)
+    threads = torch.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                outs.append(net(vis_y, ir))
+    finally:
+        torch.set_num_threads(threads)
+    assert (outs[0] - outs[1]).abs().max() <= 1e-6
+
+
+@pytest.mark.parametrize('size', [(6, 8), (7, 8), (6, 9), (7, 9)])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_self_conjugate_bins_have_canonical_phase(size, dtype):
+    """DC, and the Nyquist row/column of even sizes, of a negative-valued real map: phase +pi."""
+    h, w = size
+    g = torch.Generator().manual_seed(h * w)
+    # strictly negative with a strictly negative alternating sum along each axis, so every
+    # self-conjugate bin is a negative real number in exact arithmetic
+    x = -(1.0 + torch.rand(2, 3, h, w, generator=g, dtype=dtype))
+    x[..., 1::2, :] *= 0.1
+    x[..., :, 1::2] *= 0.1
+    phase = torch.angle(canonical_fft2(x))
+    rows = [0] + ([h // 2] if h % 2 == 0 else [])
+    cols = [0] + ([w // 2] if w % 2 == 0 else [])
+    for r in rows:
+        for c in cols:
+            assert (phase[..., r, c] == math.pi).all(), (r, c)
+    # every other bin keeps the plain FFT's phase
+    keep = torch.ones(h, w, dtype=torch.bool)
+    for r in rows:
+        for c in cols:
+            keep[r, c] = False
+    plain = torch.angle(torch.fft.fft2(x))
+    assert torch.equal(phase[..., keep], plain[..., keep])
+
+
+def test_canonical_phase_keeps_gradients():
+    x = torch.randn(1, 2, 4, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: torch.view_as_real(canonical_fft2(t)), (x,))

@@ -56,6 +56,33 @@ def as_complex(x: torch.Tensor) -> torch.Tensor:
     return torch.complex(real, imag)
 
 
+def _self_conjugate_index(n: int) -> slice:
+    """Indices along one FFT axis of length ``n`` whose bins are their own mirror: 0, and n/2
+    when ``n`` is even (a strided slice, so no Python loop over bins)."""
+    return slice(0, n, n // 2) if n % 2 == 0 else slice(0, 1)
+
+
+def canonicalize_phase_(spec: torch.Tensor) -> torch.Tensor:
+    """Set the imaginary part of the self-conjugate bins of ``spec`` to exactly +0, in place.
+
+    ``spec``: (..., H, W) complex, the 2-D FFT of a real tensor (or a real linear combination of
+    such). The bins (0,0), (H/2,0), (0,W/2), (H/2,W/2) that exist for the size are real in exact
+    arithmetic; their computed imaginary part is rounding noise or a signed zero, which would make
+    ``angle`` flip between +pi and -pi across FFT libraries, CPUs, dtypes and thread counts. With
+    +0 their phase is 0 for a positive and +pi for a negative value. The write goes through the
+    real view (autograd records it; the gradient into those zeroed parts is zero, as it is in
+    exact arithmetic). Returns ``spec``.
+    """
+    rows, cols = _self_conjugate_index(spec.shape[-2]), _self_conjugate_index(spec.shape[-1])
+    torch.view_as_real(spec)[..., rows, cols, 1] = 0.0
+    return spec
+
+
+def canonical_fft2(x: torch.Tensor) -> torch.Tensor:
+    """``fft2`` of a real (..., H, W) tensor with canonical phase (see ``canonicalize_phase_``)."""
+    return canonicalize_phase_(torch.fft.fft2(x))
+
+
 def polar_to_stacked(amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
     """Amplitude and phase (B,K,H,W) -> (B,2K,H,W) real tensor cat(amp*cos, amp*sin)."""
     return torch.cat([amp * torch.cos(pha), amp * torch.sin(pha)], dim=1)
@@ -125,15 +152,16 @@ class AmplitudePhaseEnhancer(nn.Module):
 
     def _spectral(self, vis_feat: torch.Tensor,
                   ir_feat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        vis_spec = torch.fft.fft2(vis_feat)  # (B,4C,H,W) complex
-        ir_spec = torch.fft.fft2(ir_feat)
+        vis_spec = canonical_fft2(vis_feat)  # (B,4C,H,W) complex
+        ir_spec = canonical_fft2(ir_feat)
 
         amp_cat = torch.cat([torch.abs(vis_spec), torch.abs(ir_spec)], dim=1)
         pha_cat = torch.cat([torch.angle(vis_spec), torch.angle(ir_spec)], dim=1)
         amp_joint = self.amp_proj(self.amp_joint(amp_cat) + amp_cat)
         pha_joint = self.pha_proj(self.pha_joint(pha_cat) + pha_cat)
 
-        disc = self.a * vis_spec - self.b * ir_spec
+        # a*(+0) - b*(+0) can be -0 (a < 0, or the sign rules of complex products): re-canonicalise
+        disc = canonicalize_phase_(self.a * vis_spec - self.b * ir_spec)
         amp_disc = torch.abs(disc)
         pha_disc = torch.angle(disc)
         amp_disc = self.amp_refine2(self.amp_refine1(amp_disc)) + amp_disc

@@ -38,3 +38,14 @@ def one_line(exc: BaseException) -> str:
         last = text.splitlines()[-1]
         text = last.split(': ', 1)[1] if ': ' in last and last.split(': ', 1)[0].endswith('Error') else last
     return text
+
+
+class OutputError(DGFusionError):
+    """An output location (folder or file) cannot be created or written."""
+
+
+# One exit-code rule for every entry point (train.py, test.py, scripts/*).
+EXIT_OK = 0           # done
+EXIT_ITEMS_FAILED = 1  # some items failed; each is named in the output
+EXIT_SETUP = 2        # bad arguments, options or setup (one ``error: ...`` line)
+EXIT_INTERRUPTED = 130  # interrupted (Ctrl-C / SIGTERM), after saving what could be saved

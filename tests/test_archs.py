@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from basicsr.archs import build_network
-from basicsr.archs.dgfusion_arch import DGFusion, canonical_fft2
+from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.archs.spectral import canonical_fft2
 from basicsr.utils.checkpoint import load_network
 from basicsr.utils.errors import ConfigError, RegistryError
 

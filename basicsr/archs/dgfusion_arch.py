@@ -15,11 +15,15 @@ Unlike the published module, this one holds no parameters that its forward pass 
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from basicsr.archs.dgfusion_lean import lean_forward
+from basicsr.archs.spectral import (as_complex, canonical_fft2, canonicalize_phase_,
+                                    full_precision, polar_to_stacked, to_float32)
 from basicsr.utils.errors import ConfigError
 from basicsr.utils.registry import ARCH_REGISTRY
 
@@ -35,57 +39,13 @@ def conv3x3(cin: int, cout: int) -> nn.Conv2d:
 
 def conv_lrelu_block(cin: int, cout: int) -> nn.Sequential:
     """conv(cin->cout), lrelu, conv(cout->cout), lrelu; parameters at indices 0 and 2."""
-    return nn.Sequential(conv3x3(cin, cout), nn.LeakyReLU(LRELU_SLOPE),
-                         conv3x3(cout, cout), nn.LeakyReLU(LRELU_SLOPE))
+    return nn.Sequential(conv3x3(cin, cout), lrelu(), conv3x3(cout, cout), lrelu())
 
 
-def full_precision(x: torch.Tensor):
-    """Context that turns autocast off: spectra overflow float16 and cuFFT in half precision
-    accepts power-of-two sizes only, so every frequency-domain block runs in float32."""
-    return torch.autocast(x.device.type, enabled=False)
-
-
-def to_float32(x: torch.Tensor) -> torch.Tensor:
-    """Half/bfloat16 -> float32; float32/float64 unchanged."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-
-
-def as_complex(x: torch.Tensor) -> torch.Tensor:
-    """(B,2K,H,W) real -> (B,K,H,W) complex: channels [0,K) real part, [K,2K) imaginary part."""
-    real, imag = x.chunk(2, dim=1)
-    return torch.complex(real, imag)
-
-
-def _self_conjugate_index(n: int) -> slice:
-    """Indices along one FFT axis of length ``n`` whose bins are their own mirror: 0, and n/2
-    when ``n`` is even (a strided slice, so no Python loop over bins)."""
-    return slice(0, n, n // 2) if n % 2 == 0 else slice(0, 1)
-
-
-def canonicalize_phase_(spec: torch.Tensor) -> torch.Tensor:
-    """Set the imaginary part of the self-conjugate bins of ``spec`` to exactly +0, in place.
-
-    ``spec``: (..., H, W) complex, the 2-D FFT of a real tensor (or a real linear combination of
-    such). The bins (0,0), (H/2,0), (0,W/2), (H/2,W/2) that exist for the size are real in exact
-    arithmetic; their computed imaginary part is rounding noise or a signed zero, which would make
-    ``angle`` flip between +pi and -pi across FFT libraries, CPUs, dtypes and thread counts. With
-    +0 their phase is 0 for a positive and +pi for a negative value. The write goes through the
-    real view (autograd records it; the gradient into those zeroed parts is zero, as it is in
-    exact arithmetic). Returns ``spec``.
-    """
-    rows, cols = _self_conjugate_index(spec.shape[-2]), _self_conjugate_index(spec.shape[-1])
-    torch.view_as_real(spec)[..., rows, cols, 1] = 0.0
-    return spec
-
-
-def canonical_fft2(x: torch.Tensor) -> torch.Tensor:
-    """``fft2`` of a real (..., H, W) tensor with canonical phase (see ``canonicalize_phase_``)."""
-    return canonicalize_phase_(torch.fft.fft2(x))
-
-
-def polar_to_stacked(amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
-    """Amplitude and phase (B,K,H,W) -> (B,2K,H,W) real tensor cat(amp*cos, amp*sin)."""
-    return torch.cat([amp * torch.cos(pha), amp * torch.sin(pha)], dim=1)
+def lrelu() -> nn.LeakyReLU:
+    """In-place LeakyReLU(0.1): autograd keeps the output instead of a second copy of the
+    convolution output (the slope is positive, so the output determines the gradient)."""
+    return nn.LeakyReLU(LRELU_SLOPE, inplace=True)
 
 
 class ChannelLayerNorm(nn.Module):
@@ -102,10 +62,10 @@ class ChannelLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=1, keepdim=True)
-        var = x.var(dim=1, keepdim=True, unbiased=False)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return x * self.weight[:, None, None] + self.bias[:, None, None]
+        # the fused kernel over a channels-last view: one pass, and autograd keeps only the
+        # per-pixel mean and inverse deviation
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
 
 
 class AmplitudePhaseEnhancer(nn.Module):
@@ -125,10 +85,10 @@ class AmplitudePhaseEnhancer(nn.Module):
         # joint amplitude / joint phase: residual block on the 8C concatenation, then 8C->4C
         self.amp_joint = conv_lrelu_block(8 * c, 8 * c)
         self.pha_joint = conv_lrelu_block(8 * c, 8 * c)
-        self.amp_proj = nn.Sequential(conv3x3(8 * c, 4 * c), nn.LeakyReLU(LRELU_SLOPE),
-                                      conv3x3(4 * c, 4 * c), nn.LeakyReLU(LRELU_SLOPE))
-        self.pha_proj = nn.Sequential(conv3x3(8 * c, 4 * c), nn.LeakyReLU(LRELU_SLOPE),
-                                      conv3x3(4 * c, 4 * c), nn.LeakyReLU(LRELU_SLOPE))
+        self.amp_proj = nn.Sequential(conv3x3(8 * c, 4 * c), lrelu(),
+                                      conv3x3(4 * c, 4 * c), lrelu())
+        self.pha_proj = nn.Sequential(conv3x3(8 * c, 4 * c), lrelu(),
+                                      conv3x3(4 * c, 4 * c), lrelu())
         # discrepancy spectrum D = a*V - b*I
         self.a = nn.Parameter(torch.ones(1))
         self.b = nn.Parameter(torch.ones(1))
@@ -140,8 +100,8 @@ class AmplitudePhaseEnhancer(nn.Module):
     @staticmethod
     def _shallow_encoder(c: int) -> nn.Sequential:
         """conv(1->C), lrelu, conv(C->2C), lrelu, conv(2C->4C); no final activation."""
-        return nn.Sequential(conv3x3(1, c), nn.LeakyReLU(LRELU_SLOPE),
-                             conv3x3(c, 2 * c), nn.LeakyReLU(LRELU_SLOPE),
+        return nn.Sequential(conv3x3(1, c), lrelu(),
+                             conv3x3(c, 2 * c), lrelu(),
                              conv3x3(2 * c, 4 * c))
 
     def forward(self, vis_y: torch.Tensor,
@@ -195,13 +155,16 @@ class DiscrepancyAttention(nn.Module):
     @staticmethod
     def _projection(c8: int) -> nn.Sequential:
         """conv(8C->8C), ReLU, conv(8C->8C); parameters at indices 0 and 2."""
-        return nn.Sequential(conv3x3(c8, c8), nn.ReLU(), conv3x3(c8, c8))
+        return nn.Sequential(conv3x3(c8, c8), nn.ReLU(inplace=True), conv3x3(c8, c8))
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                skip: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``skip``: ``Re ifft2(q as complex)`` when the caller already has it, else computed."""
         f1 = torch.fft.ifft2(as_complex(self.wq(q) * self.wk(k))).real
         f1 = self.norm_qk(f1)
         f2 = self.norm_v(torch.fft.ifft2(as_complex(self.wv(v))).real)
-        skip = torch.fft.ifft2(as_complex(q)).real
+        if skip is None:
+            skip = torch.fft.ifft2(as_complex(q)).real
         return self.norm_out(f1 * f2 + skip)
 
 
@@ -218,8 +181,9 @@ class DiscrepancyAwareExtractor(nn.Module):
 
     def forward(self, s_d: torch.Tensor, s_ap: torch.Tensor,
                 s_pa: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        fre = self.frequency(s_d, s_pa, s_ap)
-        spa = self.spatial(s_d, s_ap, s_pa)
+        skip = torch.fft.ifft2(as_complex(s_d)).real  # the same in both blocks: computed once
+        fre = self.frequency(s_d, s_pa, s_ap, skip)
+        spa = self.spatial(s_d, s_ap, s_pa, skip)
         return fre, spa
 
 
@@ -269,14 +233,21 @@ class DGFusion(nn.Module):
         self.extractor = DiscrepancyAwareExtractor(channels)
         self.fusion = AdaptiveFusion(channels)
         self.reconstruction = nn.Sequential(conv3x3(4 * channels, 2 * channels),
-                                            nn.LeakyReLU(LRELU_SLOPE),
-                                            conv3x3(2 * channels, 1), nn.LeakyReLU(LRELU_SLOPE))
+                                            lrelu(),
+                                            conv3x3(2 * channels, 1), lrelu())
         self.last_nonfinite: torch.Tensor = torch.zeros((), dtype=torch.long)
+        # without autograd and not training, forward takes the lean path (same function)
+        self.lean_inference = True
+        # convolution weights in channels-last layout: every convolution then runs in the
+        # layout the CPU (oneDNN) and GPU (cuDNN) kernels are fastest in, in training too
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, vis_y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
         if vis_y.dim() != 4 or vis_y.shape[1] != 1 or vis_y.shape != ir.shape:
             raise ValueError(f"DGFusion: expected vis_y and ir of equal shape (B,1,H,W), got "
                              f"{tuple(vis_y.shape)} and {tuple(ir.shape)}")
+        if self.lean_inference and not self.training and not torch.is_grad_enabled():
+            return lean_forward(self, vis_y, ir)
         s_d, s_ap, s_pa = self.enhancer(vis_y, ir)
         with full_precision(s_d):
             fre, spa = self.extractor(s_d, s_ap, s_pa)

@@ -1,0 +1,330 @@
+"""Lean inference forward of DGFusion: the same function as the module's forward, computed
+with less time and memory. ``DGFusion.forward`` takes it by itself when autograd is off.
+
+What makes it lean (each measured, see ``scripts/benchmark.py``):
+
+* every convolution chain between two FFT stages (encoders, joint amplitude/phase blocks,
+  refine blocks, attention projections, gates + reconstruction) runs in horizontal bands of
+  rows with a halo of one row per convolution, so its intermediates never exist at full size;
+  each convolution trims the rows its zero padding made wrong, so the result is exact;
+* channels-last memory layout, the layout the CPU and GPU convolution kernels run fastest in;
+* spectra of the real feature maps come from the one-sided ``rfft2``; amplitudes and phases
+  are taken on that half and mirrored (``|X(-k)| = |X(k)|``, ``angle X(-k) = -angle X(k)``);
+* the three stacked spectra ``S_d``, ``S_ap``, ``S_pa`` are never stored: each band rebuilds
+  the pieces it needs from four amplitude/phase maps; the skip ``Re ifft2(S_d)`` shared by both
+  attention blocks is computed once; inverse FFTs run in channel chunks;
+* every full-size intermediate is released as soon as it is dead.
+
+Tensors: inputs (B,1,H,W) in [0,1]; full-size maps are (B,K,H,W) channels-last in the spectral
+dtype (float32, or float64 for a float64 network); under autocast the convolutions run in the
+autocast dtype and every spectral step in float32, as in the module's forward.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from basicsr.archs.spectral import (canonical_rfft2, canonicalize_phase_, full_precision,
+                                    mirrored_columns, unfold_half_)
+
+CHANNELS_LAST = torch.channels_last
+# Pixels per band: small enough that a band's intermediates stay in cache-sized chunks on a
+# CPU, large enough that the halo rows cost little; a GPU runs whole frames up to ~4 Mpx.
+BAND_PIXELS = {'cpu': 1 << 14}
+BAND_PIXELS_DEFAULT = 1 << 22
+IFFT_CHUNK = 16  # complex channels per inverse-FFT call
+
+
+def band_rows(height: int, width: int, device: torch.device) -> int:
+    """Rows per band for a (H, W) frame on ``device``."""
+    budget = BAND_PIXELS.get(device.type, BAND_PIXELS_DEFAULT)
+    return max(16, min(height, math.ceil(budget / max(width, 1))))
+
+
+class ConvCache:
+    """Channels-last copies of convolution weights, rebuilt when a parameter changes (an
+    optimiser step or ``load_state_dict`` bumps its version; ``.to()`` gives new storage), so
+    checkpoints keep the ordinary parameters and nothing is converted on every call."""
+
+    def __init__(self) -> None:
+        self._store: Dict[int, Tuple[Tuple, torch.Tensor]] = {}
+
+    def weight(self, conv: nn.Conv2d) -> torch.Tensor:
+        w = conv.weight
+        key = (w._version, w.data_ptr(), w.dtype, w.device)
+        hit = self._store.get(id(conv))
+        if hit is None or hit[0] != key:
+            hit = (key, w.detach().contiguous(memory_format=CHANNELS_LAST))
+            self._store[id(conv)] = hit
+        return hit[1]
+
+
+class Band:
+    """Rows [start, stop) of a frame, read with a halo so that ``n_convs`` size-preserving 3x3
+    convolutions give exact values on the band's own rows.
+
+    Each :meth:`conv` trims one row at every band edge that is not an image edge (the zero
+    padding made those rows wrong); after the chain's convolutions only the own rows remain.
+    """
+
+    def __init__(self, start: int, stop: int, height: int, n_convs: int,
+                 cache: ConvCache) -> None:
+        self.cache = cache
+        self.read = slice(max(0, start - n_convs), min(height, stop + n_convs))
+        self.trim_top = 1 if self.read.start > 0 else 0
+        self.trim_bottom = 1 if self.read.stop < height else 0
+        # rows of the chain's output (after n_convs trims) that belong to this band
+        first = self.read.start + n_convs * self.trim_top
+        self.own = slice(start - first, stop - first)
+
+    def take(self, x: torch.Tensor) -> torch.Tensor:
+        """The band's rows of full-size ``x`` (B,K,H,W), halo included."""
+        return x[:, :, self.read]
+
+    def crop(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """Drop ``n`` rows at each artificial edge (to align a residual with a conv output)."""
+        top, bottom = n * self.trim_top, n * self.trim_bottom
+        return x[:, :, top:x.shape[2] - bottom]
+
+    def conv(self, layer: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+        """``layer(x)`` (3x3, padding 1) with the rows its padding made wrong trimmed away."""
+        return self.crop(F.conv2d(x, self.cache.weight(layer), layer.bias, padding=1), 1)
+
+
+def empty_map(like: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Tensor:
+    """Uninitialised channels-last (B,channels,H,W) map on ``like``'s device."""
+    b, _, h, w = like.shape
+    return torch.empty((b, channels, h, w), dtype=dtype, device=like.device,
+                       memory_format=CHANNELS_LAST)
+
+
+def run_banded(chain: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], n_convs: int,
+               out_channels: int, dtype: torch.dtype, cache: ConvCache) -> torch.Tensor:
+    """Full-size output of ``chain(band, *band_inputs)``, computed band by band.
+
+    ``chain`` maps the band's rows of ``inputs`` (halo included) to (B,out_channels,rows,W)
+    values whose own rows are exact; ``n_convs`` is the number of 3x3 convolutions it runs on
+    its longest path.
+    """
+    first = inputs[0]
+    height, width = first.shape[-2:]
+    out = empty_map(first, out_channels, dtype)
+    step = band_rows(height, width, first.device)
+    for start in range(0, height, step):
+        band = Band(start, min(height, start + step), height, n_convs, cache)
+        values = chain(band, *(band.take(x) for x in inputs))
+        out[:, :, start:start + step].copy_(values[:, :, band.own])
+        del values
+    return out
+
+
+def lrelu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu_(x, 0.1)
+
+
+def polar_band(amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
+    """(B,K,r,W) amplitude and phase -> (B,2K,r,W) cat(amp*cos, amp*sin), channels-last."""
+    out = torch.empty((amp.shape[0], 2 * amp.shape[1], *amp.shape[2:]), dtype=amp.dtype,
+                      device=amp.device, memory_format=CHANNELS_LAST)
+    k = amp.shape[1]
+    torch.mul(amp, torch.cos(pha), out=out[:, :k])
+    torch.mul(amp, torch.sin(pha), out=out[:, k:])
+    return out
+
+
+def real_ifft2_parts(real: torch.Tensor, imag: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = Re ifft2(real + i*imag)`` for real (B,K,H,W) ``real``, ``imag``.
+
+    For real maps X and Y, ``Re ifft2(X) = Re fft2(X) / N`` (even in the output position) and
+    ``-Im ifft2(Y) = Im fft2(Y) / N`` (odd), so two one-sided ``rfft2`` give the result without
+    building a complex tensor: the half is ``(Re X^ + Im Y^) / N``, its mirror
+    ``(Re X^ - Im Y^) / N``.
+    """
+    h, w = out.shape[-2:]
+    scale = 1.0 / (h * w)
+    even = torch.fft.rfft2(real).real.mul_(scale)
+    odd = torch.fft.rfft2(imag).imag.mul_(scale)
+    wh = even.shape[-1]
+    out[..., :wh] = even + odd
+    if w > wh:
+        out[..., wh:] = mirrored_columns(even, w).sub_(mirrored_columns(odd, w))
+    return out
+
+
+def real_ifft2_stacked(stacked: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = Re ifft2(stacked as complex)``: (B,2K,H,W) real -> (B,K,H,W), in channel chunks."""
+    k = stacked.shape[1] // 2
+    for c in range(0, k, IFFT_CHUNK):
+        d = min(IFFT_CHUNK, k - c)
+        real_ifft2_parts(stacked[:, c:c + d], stacked[:, k + c:k + c + d], out[:, c:c + d])
+    return out
+
+
+def real_ifft2_polar(amp: torch.Tensor, pha: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = Re ifft2(amp * exp(i pha))``: (B,K,H,W) each, in channel chunks."""
+    for c in range(0, amp.shape[1], IFFT_CHUNK):
+        a, p = amp[:, c:c + IFFT_CHUNK], pha[:, c:c + IFFT_CHUNK]
+        real_ifft2_parts(a * torch.cos(p), a * torch.sin(p), out[:, c:c + IFFT_CHUNK])
+    return out
+
+
+def layer_norm_(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+    """Channel layer norm of channels-last (B,K,H,W) ``x`` with ``norm``'s weight, bias, eps."""
+    k = x.shape[1]
+    y = F.layer_norm(x.permute(0, 2, 3, 1), (k,), norm.weight.to(x.dtype), norm.bias.to(x.dtype),
+                     norm.eps)
+    return y.permute(0, 3, 1, 2)
+
+
+# ------------------------------------------------------------------ convolution chains
+
+def encoder_chain(encoder: nn.Sequential) -> Callable[..., torch.Tensor]:
+    def chain(band: Band, x: torch.Tensor) -> torch.Tensor:
+        x = lrelu(band.conv(encoder[0], x))
+        x = lrelu(band.conv(encoder[2], x))
+        return band.conv(encoder[4], x)
+    return chain
+
+
+def joint_chain(joint: nn.Sequential, proj: nn.Sequential) -> Callable[..., torch.Tensor]:
+    """``proj(joint(x) + x)``: 4 convolutions."""
+    def chain(band: Band, x: torch.Tensor) -> torch.Tensor:
+        h = lrelu(band.conv(joint[0], x))
+        h = lrelu(band.conv(joint[2], h))
+        h = h + band.crop(x, 2).to(h.dtype)
+        h = lrelu(band.conv(proj[0], h))
+        return lrelu(band.conv(proj[2], h))
+    return chain
+
+
+def refine_chain(first: nn.Sequential, second: nn.Sequential) -> Callable[..., torch.Tensor]:
+    """``second(first(x)) + x``: 4 convolutions."""
+    def chain(band: Band, x: torch.Tensor) -> torch.Tensor:
+        h = lrelu(band.conv(first[0], x))
+        h = lrelu(band.conv(first[2], h))
+        h = lrelu(band.conv(second[0], h))
+        h = lrelu(band.conv(second[2], h))
+        return h + band.crop(x, 4).to(h.dtype)
+    return chain
+
+
+def projection(band: Band, proj: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """conv, ReLU, conv (an attention block's ``wq``/``wk``/``wv``)."""
+    return band.conv(proj[2], F.relu_(band.conv(proj[0], x)))
+
+
+def product_chain(wq: nn.Sequential, wk: nn.Sequential) -> Callable[..., torch.Tensor]:
+    """``wq(polar(a_q, p_q)) * wk(polar(a_k, p_k))``: 2 convolutions on each path."""
+    def chain(band: Band, amp_q: torch.Tensor, pha_q: torch.Tensor, amp_k: torch.Tensor,
+              pha_k: torch.Tensor) -> torch.Tensor:
+        q = projection(band, wq, polar_band(amp_q, pha_q))
+        k = projection(band, wk, polar_band(amp_k, pha_k))
+        return q.mul_(k.to(q.dtype))
+    return chain
+
+
+def value_chain(wv: nn.Sequential) -> Callable[..., torch.Tensor]:
+    def chain(band: Band, amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
+        return projection(band, wv, polar_band(amp, pha))
+    return chain
+
+
+def output_chain(net: nn.Module, nonfinite: List[torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """Gates, weighted sum, non-finite fill and reconstruction: 4 convolutions. The count of
+    replaced features over the band's own rows is appended to ``nonfinite``."""
+    from basicsr.archs.dgfusion_arch import NONFINITE_FILL
+
+    gate, recon = net.fusion.gate, net.reconstruction
+
+    def chain(band: Band, fre: torch.Tensor, spa: torch.Tensor) -> torch.Tensor:
+        g = torch.sigmoid(band.conv(gate[1], band.conv(gate[0], torch.cat([fre, spa], 1))))
+        k = fre.shape[1]
+        fre, spa = band.crop(fre, 2), band.crop(spa, 2)
+        res = fre * g[:, :k].to(fre.dtype) + spa * g[:, k:].to(spa.dtype)
+        del g
+        finite = torch.isfinite(res)
+        own = slice(band.own.start + 2 * band.trim_top, band.own.stop + 2 * band.trim_top)
+        nonfinite.append((~finite[:, :, own]).sum())
+        res = torch.where(finite, res, torch.full((), NONFINITE_FILL, dtype=res.dtype,
+                                                  device=res.device))
+        return lrelu(band.conv(recon[2], lrelu(band.conv(recon[0], res))))
+    return chain
+
+
+# ------------------------------------------------------------------ forward
+
+def lean_forward(net: nn.Module, vis_y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+    """DGFusion forward without autograd: (B,1,H,W) ``vis_y``, ``ir`` -> (B,1,H,W) fused Y.
+
+    Sets ``net.last_nonfinite`` like the module's forward.
+    """
+    enh, fre_att, spa_att = net.enhancer, net.extractor.frequency, net.extractor.spatial
+    c4 = 4 * net.channels
+    out_dtype = vis_y.dtype
+    dtype = torch.float64 if out_dtype == torch.float64 else torch.float32
+    vis_y = vis_y.contiguous(memory_format=CHANNELS_LAST)
+    ir = ir.contiguous(memory_format=CHANNELS_LAST)
+    width = vis_y.shape[-1]
+    cache = net.__dict__.setdefault('_lean_conv_cache', ConvCache())
+
+    def banded(chain, inputs, n_convs, out_channels):
+        return run_banded(chain, inputs, n_convs, out_channels, dtype, cache)
+
+    # Stage 1: spectra of the two encodings, on the one-sided half
+    with full_precision(vis_y):
+        vis_half = canonical_rfft2(banded(encoder_chain(enh.vis_encoder), [vis_y], 3, c4))
+        ir_half = canonical_rfft2(banded(encoder_chain(enh.ir_encoder), [ir], 3, c4))
+        amp_cat, pha_cat = empty_map(vis_y, 2 * c4, dtype), empty_map(vis_y, 2 * c4, dtype)
+        unfold_half_(amp_cat[:, :c4], vis_half.abs(), odd=False)
+        unfold_half_(amp_cat[:, c4:], ir_half.abs(), odd=False)
+        unfold_half_(pha_cat[:, :c4], vis_half.angle(), odd=True)
+        unfold_half_(pha_cat[:, c4:], ir_half.angle(), odd=True)
+        disc = vis_half.mul_(enh.a.to(dtype)).sub_(ir_half.mul_(enh.b.to(dtype)))
+        del ir_half
+        canonicalize_phase_(disc, width=width)
+        amp_d = unfold_half_(empty_map(vis_y, c4, dtype), disc.abs(), odd=False)
+        pha_d = unfold_half_(empty_map(vis_y, c4, dtype), disc.angle(), odd=True)
+        del disc, vis_half
+
+    amp_f = banded(joint_chain(enh.amp_joint, enh.amp_proj), [amp_cat], 4, c4)
+    del amp_cat
+    pha_f = banded(joint_chain(enh.pha_joint, enh.pha_proj), [pha_cat], 4, c4)
+    del pha_cat
+    amp_d = banded(refine_chain(enh.amp_refine1, enh.amp_refine2), [amp_d], 4, c4)
+    pha_d = banded(refine_chain(enh.pha_refine1, enh.pha_refine2), [pha_d], 4, c4)
+
+    # Stage 2: S_d = (amp_d, pha_d), S_ap = (amp_f, pha_d), S_pa = (amp_d, pha_f).
+    # Frequency block: q=S_d, k=S_pa, v=S_ap; spatial block: q=S_d, k=S_ap, v=S_pa. The order
+    # below frees the maps as early as possible (peak: 8 maps of 4C channels).
+    def attention_part(chain, inputs, norm) -> torch.Tensor:
+        stacked = banded(chain, inputs, 2, 2 * c4)
+        with full_precision(vis_y):
+            part = real_ifft2_stacked(stacked, empty_map(vis_y, c4, dtype))
+        del stacked
+        return layer_norm_(part, norm)
+
+    fre_v = attention_part(value_chain(fre_att.wv), [amp_f, pha_d], fre_att.norm_v)
+    spa_qk = attention_part(product_chain(spa_att.wq, spa_att.wk), [amp_d, pha_d, amp_f, pha_d],
+                            spa_att.norm_qk)
+    del amp_f
+    fre_qk = attention_part(product_chain(fre_att.wq, fre_att.wk), [amp_d, pha_d, amp_d, pha_f],
+                            fre_att.norm_qk)
+    with full_precision(vis_y):  # the skip Re ifft2(S_d) is shared by both blocks
+        skip = real_ifft2_polar(amp_d, pha_d, empty_map(vis_y, c4, dtype))
+    del pha_d
+    fre = layer_norm_(fre_qk.mul_(fre_v).add_(skip), fre_att.norm_out)
+    del fre_qk, fre_v
+    spa_v = attention_part(value_chain(spa_att.wv), [amp_d, pha_f], spa_att.norm_v)
+    del amp_d, pha_f
+    spa = layer_norm_(spa_qk.mul_(spa_v).add_(skip), spa_att.norm_out)
+    del spa_qk, spa_v, skip
+
+    # Stages 3-4: gates, fusion, reconstruction
+    nonfinite: List[torch.Tensor] = []
+    fused = banded(output_chain(net, nonfinite), [fre, spa], 4, 1)
+    net.last_nonfinite = torch.stack(nonfinite).sum()
+    return fused.to(out_dtype).contiguous()

@@ -1,0 +1,92 @@
+"""Spectral helpers shared by DGFusion's training and inference forwards.
+
+Spectra of real 4C-channel feature maps are stored either as complex tensors or as real
+(B,8C,H,W) tensors whose channels [0,4C) are the real part and [4C,8C) the imaginary part.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+
+def full_precision(x: torch.Tensor):
+    """Context that turns autocast off: spectra overflow float16 and cuFFT in half precision
+    accepts power-of-two sizes only, so every frequency-domain block runs in float32."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
+def to_float32(x: torch.Tensor) -> torch.Tensor:
+    """Half/bfloat16 -> float32; float32/float64 unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def as_complex(x: torch.Tensor) -> torch.Tensor:
+    """(B,2K,H,W) real -> (B,K,H,W) complex: channels [0,K) real part, [K,2K) imaginary part."""
+    real, imag = x.chunk(2, dim=1)
+    return torch.complex(real, imag)
+
+
+def polar_to_stacked(amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
+    """Amplitude and phase (B,K,H,W) -> (B,2K,H,W) real tensor cat(amp*cos, amp*sin)."""
+    return torch.cat([amp * torch.cos(pha), amp * torch.sin(pha)], dim=1)
+
+
+def self_conjugate_index(n: int) -> slice:
+    """Indices along one FFT axis of length ``n`` whose bins are their own mirror: 0, and n/2
+    when ``n`` is even (a strided slice, so no Python loop over bins)."""
+    return slice(0, n, n // 2) if n % 2 == 0 else slice(0, 1)
+
+
+def canonicalize_phase_(spec: torch.Tensor, width: Optional[int] = None) -> torch.Tensor:
+    """Set the imaginary part of the self-conjugate bins of ``spec`` to exactly +0, in place.
+
+    ``spec``: (..., H, W) complex, the 2-D FFT of a real tensor (or a real linear combination of
+    such), or its one-sided half (..., H, W//2+1) from ``rfft2`` with ``width=W``. The bins
+    (0,0), (H/2,0), (0,W/2), (H/2,W/2) that exist for the size are real in exact arithmetic;
+    their computed imaginary part is rounding noise or a signed zero, which would make ``angle``
+    flip between +pi and -pi across FFT libraries, CPUs, dtypes and thread counts. With +0 their
+    phase is 0 for a positive and +pi for a negative value. The write goes through the real view
+    (autograd records it; the gradient into those zeroed parts is zero, as it is in exact
+    arithmetic). Returns ``spec``.
+    """
+    rows = self_conjugate_index(spec.shape[-2])
+    cols = self_conjugate_index(spec.shape[-1] if width is None else width)
+    torch.view_as_real(spec)[..., rows, cols, 1] = 0.0
+    return spec
+
+
+def canonical_fft2(x: torch.Tensor) -> torch.Tensor:
+    """``fft2`` of a real (..., H, W) tensor with canonical phase (see ``canonicalize_phase_``)."""
+    return canonicalize_phase_(torch.fft.fft2(x))
+
+
+def canonical_rfft2(x: torch.Tensor) -> torch.Tensor:
+    """One-sided ``rfft2`` (..., H, W//2+1) of a real (..., H, W) tensor, canonical phase."""
+    return canonicalize_phase_(torch.fft.rfft2(x), width=x.shape[-1])
+
+
+def mirrored_columns(half: torch.Tensor, width: int) -> torch.Tensor:
+    """The columns W//2+1 .. W-1 of a full (..., H, W) spectrum-indexed map, read from its
+    one-sided half (..., H, W//2+1) at the mirrored bins: ``out[..., r, c] = half[..., -r, W-c]``
+    (indices modulo H). Shape (..., H, W - W//2 - 1); a new tensor."""
+    h, wh = half.shape[-2], half.shape[-1]
+    rows = torch.remainder(-torch.arange(h, device=half.device), h)
+    cols = torch.arange(width - wh, 0, -1, device=half.device)
+    return half[..., rows[:, None], cols[None, :]]
+
+
+def unfold_half_(full: torch.Tensor, half: torch.Tensor, odd: bool) -> torch.Tensor:
+    """Write a map of the one-sided half spectrum into the full (..., H, W) map ``full``.
+
+    ``half`` (..., H, W//2+1) holds a function of the bins of a real tensor's spectrum that is
+    even (``odd=False``: amplitude, ``m(-k) = m(k)``) or odd (``odd=True``: phase,
+    ``m(-k) = -m(k)``) under ``k -> -k``; the missing columns are its mirror image. Returns
+    ``full``.
+    """
+    w, wh = full.shape[-1], half.shape[-1]
+    full[..., :wh] = half
+    if w > wh:
+        mirror = mirrored_columns(half, w)
+        full[..., wh:] = mirror.neg_() if odd else mirror
+    return full

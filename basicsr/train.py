@@ -9,7 +9,7 @@ import logging
 import sys
 from typing import List, Optional
 
-from basicsr.utils.errors import DGFusionError, one_line
+from basicsr.utils.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, DGFusionError, one_line
 from basicsr.utils.logger import console
 
 logger = logging.getLogger('basicsr.train')
@@ -18,9 +18,13 @@ logger = logging.getLogger('basicsr.train')
 def parse_args(argv: Optional[List[str]] = None, test: bool = False) -> argparse.Namespace:
     p = argparse.ArgumentParser(description='DGFusion ' + ('testing' if test else 'training'))
     p.add_argument('-opt', '--opt', required=True, help='YAML option file')
+    example = 'val.metrics.convention=tang' if test else 'train.total_iter=1000'
     p.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
-                   help='override an existing option, e.g. --set train.total_iter=1000 (repeatable)')
-    p.add_argument('--dry-run', action='store_true', help='validate and print the resolved options')
+                   help=f'override an option, e.g. --set {example} (repeatable; any key the '
+                        f'README options reference lists, also when the file leaves it out)')
+    p.add_argument('--dry-run', action='store_true',
+                   help='run every check of a real run (options, data, output folder), print the '
+                        'resolved options, do no work')
     if not test:
         p.add_argument('--auto-resume', action='store_true',
                        help='continue from the newest checkpoint of this experiment')
@@ -34,21 +38,51 @@ def print_dry_run(loaded) -> int:
         console(f"warning: {w}", err=True)
     console(dump_yaml(loaded.opt).rstrip())
     console(f"ok: {loaded.source} is valid", err=True)
-    return 0
+    return EXIT_OK
+
+
+def fail(message: str, code: int = EXIT_SETUP) -> int:
+    """Print the one ``error:`` line of an entry point and return its exit code."""
+    logging.getLogger('basicsr').handlers.clear()
+    console(f"error: {message}", err=True)
+    return code
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Console entry; returns the process exit code."""
+    """Console entry; returns the exit code: 0 done, 1 training diverged, 2 bad options or
+    setup, 130 stopped by Ctrl-C/SIGTERM (after saving a checkpoint)."""
     args = parse_args(argv)
     try:
         return train(args)
     except DGFusionError as exc:
-        logging.getLogger('basicsr').handlers.clear()
-        console(f"error: {one_line(exc)}", err=True)
-        return 2
+        return fail(one_line(exc))
+    except OSError as exc:  # e.g. the disk filled up: name the file, no traceback
+        where = f"{exc.filename}: " if exc.filename else ''
+        return fail(f"{where}{exc.strerror or exc}")
+    except KeyboardInterrupt:  # before the loop installed its handler: nothing to save yet
+        return fail('interrupted', EXIT_INTERRUPTED)
     finally:
         from basicsr.utils.dist import cleanup
         cleanup()
+
+
+def check_run_state(opt, auto_resume: bool) -> None:
+    """What a real run checks in its experiment folder, read-only: no live run holds it, and
+    the checkpoint to resume (if any) is not past ``train.total_iter``."""
+    from pathlib import Path
+
+    from basicsr.trainer import check_resume_point
+    from basicsr.utils.checkpoint import read_checkpoint
+    from basicsr.utils.options import resolve_checkpoint_path
+    from basicsr.utils.run_lock import check_unlocked
+    exp_dir = Path(opt['path']['experiments_root']) / opt['name']
+    check_unlocked(exp_dir)
+    resume = opt['path'].get('resume_state')
+    path = Path(resume) if resume else (
+        resolve_checkpoint_path(exp_dir / 'checkpoints') if auto_resume else None)
+    if path is not None:
+        state = read_checkpoint(path)
+        check_resume_point(path, int(state.get('iter', 0)), opt['train']['total_iter'])
 
 
 def train(args: argparse.Namespace) -> int:
@@ -62,6 +96,7 @@ def train(args: argparse.Namespace) -> int:
 
     loaded = load_options(args.opt, is_train=True, overrides=args.overrides, dry_run=args.dry_run)
     if args.dry_run:
+        check_run_state(loaded.opt, args.auto_resume)
         return print_dry_run(loaded)
     trainer = Trainer(loaded, auto_resume=args.auto_resume,
                       command=' '.join([sys.executable] + sys.argv), commit=git_commit())

@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 import time
+import weakref
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -17,11 +18,16 @@ from basicsr.data.fusion_dataset import describe
 from basicsr.models import MODEL_REGISTRY
 from basicsr.models.fusion_model import TrainingDiverged
 from basicsr.utils import dist as du
-from basicsr.utils.checkpoint import CKPT_FORMAT, load_network, read_checkpoint, save_atomic
-from basicsr.utils.errors import CheckpointError, ConfigError, DGFusionError, one_line
+from basicsr.utils.checkpoint import (CKPT_FORMAT, load_network, read_checkpoint, remove_orphan_temps,
+                                      save_atomic)
+from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, CheckpointError,
+                                  ConfigError, DGFusionError, one_line)
+from basicsr.utils.fs import ensure_writable_dir
 from basicsr.utils.logger import JsonlWriter, make_tb_writer, setup_logging
 from basicsr.utils.options import LoadedOptions, resolve_checkpoint_path
 from basicsr.utils.run_control import StopRequest, rng_state, seed_everything, set_rng_state
+from basicsr.utils.run_lock import LOCK_NAME, RunLock
+from basicsr.utils.run_lock import describe as describe_holder
 from basicsr.utils.yaml_io import dump_yaml
 from basicsr.validation import evaluate_set, format_table, mean_row, write_csv
 
@@ -38,8 +44,16 @@ def write_pointer(path: Path, target: str) -> None:
     os.replace(tmp, path)
 
 
+def check_resume_point(path: Path, iteration: int, total: int) -> None:
+    """Resuming a checkpoint past ``train.total_iter`` is an error, never a negative run."""
+    if iteration > total:
+        raise ConfigError(f"{path} is at iteration {iteration}, beyond train.total_iter {total}; "
+                          f"to train further, raise it (e.g. --set train.total_iter="
+                          f"{max(2 * iteration, iteration + 1)})")
+
+
 class Trainer:
-    """Owns one training run. Only rank 0 writes files."""
+    """Owns one training run. Only rank 0 writes files, and it holds the folder's run lock."""
 
     def __init__(self, loaded: LoadedOptions, auto_resume: bool = False, command: str = '',
                  commit: str = 'unknown') -> None:
@@ -48,12 +62,40 @@ class Trainer:
         self.main = self.rank == 0
         self.exp_dir = Path(opt['path']['experiments_root']) / opt['name']
         self.ckpt_dir = self.exp_dir / 'checkpoints'
+        self.lock: Optional[RunLock] = None
+        if self.main:
+            ensure_writable_dir(self.exp_dir, 'experiment folder')
+            self.lock = RunLock(self.exp_dir).acquire()
+            self._finalizer = weakref.finalize(self, self.lock.release)
+            self.stale_lock = self.lock.taken_over
+            orphans = remove_orphan_temps(self.ckpt_dir)
+        try:
+            self._setup(loaded, auto_resume, command, commit, orphans if self.main else [])
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Let go of the experiment folder (the run lock); safe to call twice."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def _setup(self, loaded: LoadedOptions, auto_resume: bool, command: str, commit: str,
+               orphans) -> None:
+        opt = self.opt
         resume_path = self._find_resume(auto_resume)
+        resume_state = self._read_resume(resume_path) if resume_path is not None else None
         if self.main:
             self._prepare_folder(resume_path is not None)
         setup_logging(self.exp_dir / f"train_{opt['name']}.log" if self.main else None)
         if getattr(self, 'archived', None):
             logger.warning('experiment folder existed: moved to %s', self.archived)
+        if getattr(self, 'stale_lock', None):
+            logger.warning('taking over the stale run lock of %s (%s: that process is gone)',
+                           self.exp_dir, describe_holder(self.stale_lock))
+        if orphans:
+            logger.warning('removed %d temporary checkpoint file(s) left by an interrupted save: %s',
+                           len(orphans), ', '.join(p.name for p in orphans))
         for w in loaded.warnings:
             logger.warning(w)
         if self.main:
@@ -69,8 +111,9 @@ class Trainer:
         self.model = MODEL_REGISTRY.get(opt['model_type'])(opt, self.device)
         self._load_pretrained()
         self.start_iter = 0
-        if resume_path is not None:
-            self._resume(resume_path)
+        if resume_state is not None:
+            self._resume(resume_path, resume_state)
+            del resume_state
         ds_opt = opt['datasets']['train']
         self.train_set = build_dataset(ds_opt)
         logger.info('train set: %s', describe(self.train_set))
@@ -96,10 +139,17 @@ class Trainer:
         return None
 
     def _prepare_folder(self, resuming: bool) -> None:
-        if self.exp_dir.exists() and not resuming and any(self.exp_dir.iterdir()):
+        """A fresh run moves an earlier run's folder aside; this process holds its lock, so no
+        live run is using it."""
+        if not resuming and any(p.name != LOCK_NAME for p in self.exp_dir.iterdir()):
             stamp = datetime.now().strftime('%Y%m%d_%H%M%S')
             archived = self.exp_dir.with_name(f"{self.exp_dir.name}_archived_{stamp}")
-            self.exp_dir.rename(archived)
+            self.exp_dir.rename(archived)  # the lock file moves along ...
+            self.lock.moved_to(archived)
+            self.lock.release()            # ... and is dropped there
+            self.lock = RunLock(self.exp_dir).acquire()
+            self._finalizer.detach()
+            self._finalizer = weakref.finalize(self, self.lock.release)
             self.archived = archived
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
 
@@ -117,10 +167,15 @@ class Trainer:
             self.model.net_g_ema.load_state_dict(net.state_dict())
         logger.info('initialised network_g from %s', path)
 
-    def _resume(self, path: Path) -> None:
+    def _read_resume(self, path: Path) -> Dict[str, Any]:
+        """Read and check a checkpoint to resume, before anything is written."""
         state = read_checkpoint(path)
         if state.get('format') != CKPT_FORMAT:
             raise CheckpointError(f"{path}: not a training checkpoint of this project (no resume state)")
+        check_resume_point(path, int(state.get('iter', 0)), self.opt['train']['total_iter'])
+        return state
+
+    def _resume(self, path: Path, state: Dict[str, Any]) -> None:
         if state['network_g'] != self.opt['network_g']:
             raise ConfigError(f"network_g {self.opt['network_g']} differs from the checkpoint's "
                               f"{state['network_g']} ({path})")
@@ -130,6 +185,8 @@ class Trainer:
             raise CheckpointError(f"{path}: cannot restore training state ({exc})") from None
         set_rng_state(state['rng'])
         self.start_iter = int(state['iter'])
+        if self.start_iter == self.opt['train']['total_iter']:
+            logger.info('the checkpoint is at train.total_iter %d already: nothing to do', self.start_iter)
         logger.info('resumed from %s at iteration %d', path, self.start_iter)
 
     # ------------------------------------------------------------------ checkpoints
@@ -200,6 +257,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> int:
+        """Train to ``train.total_iter``; returns the exit code (0 done, 1 diverged, 130
+        stopped by a signal after saving). The run lock is released in every case."""
+        try:
+            return self._run()
+        finally:
+            self.close()
+
+    def _run(self) -> int:
         opt, log_opt = self.opt, self.opt['logger']
         total = opt['train']['total_iter']
         stop = StopRequest()
@@ -231,11 +296,11 @@ class Trainer:
                     break
         except TrainingDiverged as exc:
             logger.error('%s (last checkpoint: iteration %d)', exc, last_saved)
-            return 1
+            return EXIT_ITEMS_FAILED
         except KeyboardInterrupt:
             logger.error('interrupted twice: exiting without saving (last checkpoint: iteration %d)',
                          last_saved)
-            return 130
+            return EXIT_INTERRUPTED
         finally:
             bar.close()
             stop.restore()
@@ -245,9 +310,9 @@ class Trainer:
             if last_saved != it:
                 self.save_checkpoint(it)
             logger.warning('stopped at iteration %d; continue with --auto-resume', it)
-            return 0
+            return EXIT_INTERRUPTED  # not 0: a scheduler or retry loop must see the stop
         logger.info('done: %d iterations in %.1f s', total - self.start_iter, time.time() - t0)
-        return 0
+        return EXIT_OK
 
     def _should_stop(self, stop) -> bool:
         """True when this process, or under DDP any process, received a stop signal."""

@@ -7,7 +7,8 @@
 ``{'params': ...}`` with the published names and its unused weights as zeros, so the published
 code loads it with ``strict=True``. The input may be in either layout. ``--key`` picks the
 input's state dict (default: ``params_ema`` when present, else ``params``); the output always
-holds it as ``params``.
+holds it as ``params``. Exit status: 0 written, 2 bad input or output (one ``error:`` line;
+the output location is checked before the input is read), 130 interrupted (nothing written).
 """
 import argparse
 import logging
@@ -19,13 +20,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from basicsr.utils.checkpoint import (CKPT_FORMAT, ours_to_published, prepare_state,  # noqa: E402
                                       read_checkpoint, save_atomic, select_state)
-from basicsr.utils.errors import CheckpointError, DGFusionError  # noqa: E402
+from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP,  # noqa: E402
+                                  CheckpointError, DGFusionError)
+from basicsr.utils.fs import ensure_writable_file  # noqa: E402
 
 
 def convert(src: Path, dst: Path, to: str, key: Optional[str] = None) -> str:
     """Convert ``src`` into ``dst``; returns a one-line summary."""
     if src.resolve() == dst.resolve():
         raise CheckpointError(f"{dst}: output must differ from the input")
+    ensure_writable_file(dst, 'output checkpoint')
     ckpt = read_checkpoint(src)
     state = select_state(ckpt, use_ema=True, key=key, where=str(src))
     state, channels = prepare_state(state, ckpt.get('network_g'), where=str(src))
@@ -51,11 +55,14 @@ def main(argv=None) -> int:
         print(convert(args.input, args.output, args.to, args.key))
     except DGFusionError as err:
         print(f'error: {err}', file=sys.stderr)
-        return 1
+        return EXIT_SETUP
     except OSError as err:
         print(f'error: {args.output}: cannot write ({err.strerror or err})', file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_SETUP
+    except KeyboardInterrupt:
+        print(f'error: interrupted; {args.output} not written', file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
 
 
 if __name__ == '__main__':

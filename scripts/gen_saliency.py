@@ -15,7 +15,9 @@ of its inputs is kept unless ``--force`` (also needed after changing ``--mode``)
 With ``-opt``, every entry under ``datasets:`` that has ``dataroot_vis``, ``dataroot_ir`` and
 ``dataroot_mask`` gets its mask folder filled; relative paths are taken from the current
 directory. Failed pairs (unreadable file, size mismatch, unmatched or ambiguous stem) are
-reported by name on stderr, the others are still done, and the exit status is 1.
+reported by name on stderr, the others are still done, and the exit status is 1. Every mask
+folder is checked for writing before any work (exit 2 when one cannot be written); Ctrl-C
+keeps the masks already written and exits 130.
 """
 from __future__ import annotations
 
@@ -31,12 +33,14 @@ from dataclasses import dataclass  # noqa: E402
 from typing import Dict, Iterable, List, Optional, Tuple  # noqa: E402
 
 import cv2  # noqa: E402
-import yaml  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from basicsr.utils.errors import ConfigError, DataError, DGFusionError  # noqa: E402
+from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP,  # noqa: E402
+                                  ConfigError, DataError, DGFusionError)
+from basicsr.utils.fs import ensure_writable_dir  # noqa: E402
 from basicsr.utils.img_util import read_image  # noqa: E402
 from basicsr.utils.saliency import MODES, saliency_mask_u8  # noqa: E402
+from basicsr.utils.yaml_io import load_yaml_file  # noqa: E402
 
 IMG_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
@@ -108,9 +112,13 @@ def make_mask(job: PairJob) -> Tuple[str, Optional[str]]:
             raise DataError(f"{job.vis.name} + {job.ir.name}: {exc}") from None
         # write beside the target, then rename, so an interrupted run leaves no half file
         tmp = job.out.with_name(f".{job.out.stem}.{os.getpid()}.tmp.png")
-        if not cv2.imwrite(str(tmp), mask):
-            raise DataError(f"{job.out}: cannot write mask")
-        os.replace(tmp, job.out)
+        try:
+            if not cv2.imwrite(str(tmp), mask):
+                raise DataError(f"{job.out}: cannot write mask")
+            os.replace(tmp, job.out)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return job.name, None
     except Exception as exc:  # report every failure by name and go on with the others
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -164,12 +172,7 @@ def generate(vis_dir: Path, ir_dir: Path, out_dir: Path, mode: str = 'dgfusion',
 
 def dataset_folders(opt_path: Path) -> List[Tuple[str, Path, Path, Path]]:
     """(dataset name, vis, ir, mask) folders of every complete entry under ``datasets:``."""
-    try:
-        opt = yaml.safe_load(opt_path.read_text(encoding='utf-8'))
-    except OSError as exc:
-        raise ConfigError(f"{opt_path}: cannot read option file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{opt_path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    opt = load_yaml_file(opt_path)  # safe, bounded, duplicate keys refused
     datasets = opt.get('datasets') if isinstance(opt, dict) else None
     if not isinstance(datasets, dict):
         raise ConfigError(f"{opt_path}: datasets: missing or not a mapping")
@@ -220,6 +223,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             runs = dataset_folders(args.opt)
         else:
             runs = [('', args.vis, args.ir, args.out)]
+        for name, _, _, out in runs:  # every output before any work
+            ensure_writable_dir(out, f"datasets.{name} mask folder" if name else 'mask folder')
         any_failed = False
         for name, vis, ir, out in runs:
             prefix = f"datasets.{name}: " if name else ''
@@ -235,8 +240,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                   f"{tally.failed} failed -> {out}")
     except DGFusionError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 1 if any_failed else 0
+        return EXIT_SETUP
+    except KeyboardInterrupt:
+        print("error: interrupted; the masks written so far are kept (rerun to finish: up-to-date "
+              "masks are skipped)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_ITEMS_FAILED if any_failed else EXIT_OK
 
 
 if __name__ == '__main__':

@@ -10,7 +10,7 @@ import pytest
 from basicsr.utils.errors import ConfigError
 from basicsr.utils.options import load_options
 from basicsr.utils.yaml_io import load_yaml_text
-from tests.conftest import REPO, train_options
+from tests.conftest import REPO, train_options, write_pairs
 
 
 def write(tmp_path: Path, text: str, name: str = 'opt.yml') -> Path:
@@ -25,15 +25,34 @@ def problems(path: Path, **kw) -> str:
     return str(info.value)
 
 
+def materialise_paths(opt_file: Path, root: Path) -> None:
+    """Create under ``root`` every data folder and checkpoint ``opt_file`` refers to."""
+    import torch
+    from basicsr.utils.yaml_io import load_yaml_file
+    opt = load_yaml_file(opt_file)
+    for ds in opt['datasets'].values():
+        base = root / Path(ds['dataroot_vis']).parent
+        write_pairs(base, n=1, size=(ds.get('patch_size', 16),) * 2, masks='dataroot_mask' in ds)
+    ckpt = (opt.get('path') or {}).get('pretrain_network_g')
+    if ckpt:
+        target = root / ckpt / 'iter_1.pth' if not ckpt.endswith('.pth') else root / ckpt
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({'params': {}}, target)
+
+
 @pytest.mark.parametrize('opt_file', sorted(str(p.relative_to(REPO)) for p in (REPO / 'options').rglob('*.yml')))
-def test_shipped_option_files_validate(opt_file):
+def test_shipped_option_files_validate(opt_file, tmp_path):
     script = 'train.py' if '/train/' in opt_file else 'test.py'
-    run = subprocess.run([sys.executable, script, '-opt', opt_file, '--dry-run'], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, str(REPO / script), '-opt', str(REPO / opt_file), '--dry-run']
+    # --dry-run checks the data folders: run in a folder holding every path the file names
+    materialise_paths(REPO / opt_file, tmp_path)
+    run = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert 'Traceback' not in run.stderr
-    assert f"ok: {opt_file} is valid" in run.stderr
+    assert f"ok: {REPO / opt_file} is valid" in run.stderr
     assert 'name:' in run.stdout  # the resolved options are printed
+    assert not (tmp_path / 'experiments').exists() or script == 'test.py'  # dry run writes nothing
+    assert not (tmp_path / 'results').exists()
 
 
 def test_scientific_notation_is_a_float():
@@ -75,13 +94,19 @@ def test_missing_required(tmp_path, tiny_data):
     assert 'train.total_iter: missing required key (integer)' in msg
 
 
-def test_missing_dataset_folder_error_and_dry_run_warning(tmp_path, tiny_data):
+def test_missing_dataset_folder_is_the_same_error_with_dry_run(tmp_path, tiny_data, capsys):
+    from basicsr.train import main as train_main
     data = dict(tiny_data, ir=tmp_path / 'nope')
     path = write(tmp_path, train_options(tmp_path, data))
     msg = problems(path)
     assert f"datasets.train.dataroot_ir: folder '{tmp_path / 'nope'}' does not exist" in msg
-    loaded = load_options(path, dry_run=True)
-    assert any('does not exist' in w for w in loaded.warnings)
+    assert problems(path, dry_run=True) == msg
+    printed = []
+    for extra in ([], ['--dry-run']):
+        capsys.readouterr()
+        assert train_main(['-opt', str(path)] + extra) == 2
+        printed.append(capsys.readouterr().err)
+    assert printed[0] == printed[1] == f"error: {msg}\n"
 
 
 def test_unknown_registry_names(tmp_path, tiny_data):
@@ -146,9 +171,10 @@ def test_cli_reports_without_traceback(tmp_path, tiny_data):
     ('batch_size_per_gpu: 2', 'batch_size_per_gpu: 0', 'datasets.train.batch_size_per_gpu: must be >= 1, got 0'),
     ('lr: 1e-3', 'lr: abc', "train.optim_g.lr: expected integer or number, got str 'abc'"),
     ('milestones: [3]', 'milestones: abc', "train.scheduler.milestones: expected a list of iteration numbers"),
-    ('channels: 2', 'channels: 0', 'network_g: rejected: DGFusion: channels must be a positive int, got 0'),
+    ('channels: 2', 'channels: 0', 'network_g.channels: must be >= 1, got 0'),
     ('phase: train', 'phase: val', "datasets.train.phase: 'val' for the train set; expected 'train'"),
-    ('loss_weight: 3.0', 'loss_weight: -1', 'train.losses.0: rejected: SaliencyMaskL1Loss.loss_weight'),
+    ('loss_weight: 3.0', 'loss_weight: -1', 'train.losses.0.loss_weight: must be >= 0, got -1'),
+    ('loss_weight: 3.0', 'loss_weight: 3.0, formula: nope', 'train.losses.0: rejected: SaliencyMaskL1Loss.formula'),
 ])
 def test_values_constructors_would_reject(tmp_path, tiny_data, old, new, expected):
     text = train_options(tmp_path, tiny_data)

@@ -373,3 +373,20 @@ def save_atomic(obj: Any, path: PathLike) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def remove_orphan_temps(folder: PathLike) -> List[Path]:
+    """Delete the temporary files that a kill during :func:`save_atomic` (``.<name>.<id>.tmp``)
+    or during a pointer update (``.latest.tmp``) left in ``folder``; returns them.
+
+    Only call this while holding the folder's run lock: a live run's temp file is not orphaned.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith('.') and path.name.endswith('.tmp') and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -49,3 +49,23 @@ EXIT_OK = 0           # done
 EXIT_ITEMS_FAILED = 1  # some items failed; each is named in the output
 EXIT_SETUP = 2        # bad arguments, options or setup (one ``error: ...`` line)
 EXIT_INTERRUPTED = 130  # interrupted (Ctrl-C / SIGTERM), after saving what could be saved
+
+
+class RunLockError(DGFusionError):
+    """Another live run holds the experiment folder."""
+
+
+def brief(value: object, limit: int = 200) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for error messages.
+
+    Nested containers are abbreviated level by level (``reprlib``), so even a huge or deeply
+    shared structure is summarised without being walked in full.
+    """
+    import reprlib
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxtuple, short.maxdict = 3, 8, 8, 8
+    short.maxstring = short.maxother = short.maxlong = limit
+    text = short.repr(value)
+    if len(text) > limit:
+        text = text[:limit - 3] + '...'
+    return text

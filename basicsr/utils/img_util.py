@@ -11,9 +11,42 @@ import numpy as np
 import torch
 
 from basicsr.utils.errors import DataError
+from basicsr.utils.image_header import declared_size
 from basicsr.utils.rounding import matlab_round
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+DEFAULT_MAX_PIXELS = 100_000_000
+MAX_PIXELS_ENV = 'DGFUSION_MAX_PIXELS'
+
+
+def max_pixels() -> int:
+    """Largest image (width x height) any reader accepts: ``$DGFUSION_MAX_PIXELS`` or 100 MP.
+
+    An environment variable, so that DataLoader workers and every script see the same limit.
+    """
+    raw = os.environ.get(MAX_PIXELS_ENV, '').strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(raw))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DataError(f"{MAX_PIXELS_ENV}={raw[:40]!r}: expected a positive number of pixels")
+    return value
+
+
+def check_declared_size(path: str | Path, limit: int | None = None) -> None:
+    """Refuse ``path`` when its header declares more than ``limit`` pixels (before decoding)."""
+    limit = max_pixels() if limit is None else limit
+    try:
+        size = declared_size(path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read image ({exc.strerror or exc})") from None
+    if size is not None and size[0] * size[1] > limit:
+        raise DataError(f"{path}: image header declares {size[0]}x{size[1]} pixels "
+                        f"({size[0] * size[1] / 1e6:.0f} MP), above the limit of {limit / 1e6:g} MP "
+                        f"(raise it with {MAX_PIXELS_ENV}=<pixels>)")
 
 
 def list_images(folder: str | Path) -> Dict[str, Path]:
@@ -37,10 +70,21 @@ def list_images(folder: str | Path) -> Dict[str, Path]:
     return out
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as stored: (H,W) or (H,W,3) RGB, uint8 or uint16 (alpha dropped)."""
+def read_image(path: str | Path, limit: int | None = None) -> np.ndarray:
+    """Read an image as stored: (H,W) or (H,W,3) RGB, uint8 or uint16 (alpha dropped).
+
+    Files whose header declares more than ``limit`` pixels (default :func:`max_pixels`) are
+    refused before decoding.
+    """
     path = Path(path)
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+    img = None
+    if path.is_file():
+        check_declared_size(path, limit)
+        try:
+            img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:  # e.g. a size above OpenCV's own limit in a header we cannot parse
+            reason = str(exc).strip().splitlines()[-1][:160]
+            raise DataError(f"{path}: cannot decode image ({reason})") from None
     if img is None:
         raise DataError(f"{path}: cannot read image (missing, empty or not an image file)")
     if img.dtype not in (np.uint8, np.uint16):

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from basicsr.utils.errors import DataError
+from basicsr.utils.img_util import check_declared_size
 from basicsr.utils.rounding import matlab_round  # noqa: F401  (part of this module's API)
 
 logger = logging.getLogger(__name__)
@@ -258,6 +259,8 @@ def read_mask(path: Union[str, Path]) -> np.ndarray:
     Raises:
         DataError: unreadable file or unsupported dtype/shape.
     """
+    if Path(path).is_file():
+        check_declared_size(path)  # refuse a huge declared size before decoding
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DataError(f"{path}: cannot read mask image")

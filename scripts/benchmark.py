@@ -3,16 +3,21 @@
 Usage (from the repository root)::
 
     python scripts/benchmark.py [--only net,vsm,metrics] [--device auto|cpu|cuda|cuda:N]
-        [--channels 16] [--sizes 64x80,128x160] [--repeat 5] [--warmup 1] [--threads N]
+        [--channels 16] [--sizes 256x320,640x512] [--repeat 3] [--warmup 1] [--threads N]
+        [--no-train] [--no-accuracy] [--json figures.json]
 
 Sections:
 
-* ``net``: forward latency of DGFusion (random weights, batch 1, ``torch.inference_mode``)
-  at width ``--channels`` for each ``--sizes`` HxW: median of ``--repeat`` runs after
-  ``--warmup`` runs, and pixels per second. Parameter counts of our module and of the
-  published layout (ours plus the parameters the published forward never reads, counted from
-  their shapes; nothing extra is built). On CUDA also fp16 autocast and the fp32/fp16 ratio
-  (cuFFT computes half precision only for power-of-two sizes; other sizes report n/a).
+* ``net``: parameter counts of our module and of the published layout (ours plus the
+  parameters the published forward never reads, counted from their shapes), then for each
+  ``--sizes`` HxW the lean inference forward (what ``DGFusion`` runs under ``no_grad`` /
+  ``inference_mode``) against the plain eager float32 evaluation of the spec, each in its own
+  process: latency (median of ``--repeat`` after ``--warmup``), peak memory (CUDA max allocated,
+  or resident memory above the pre-run level on a CPU) and bytes per pixel, max abs difference
+  to the float64 reference, multiply-adds per frame and the achieved rate as a fraction of one
+  large 3x3 convolution measured in the same run; then one training step (batch 4 x 128x128)
+  of the module against the plain evaluation. Ratios are lean/plain of this run. See
+  ``scripts/benchmark_network.py``.
 * ``vsm``: the vectorised ``vsm_saliency`` against a direct port of the published script
   (contrast table by two nested Python loops over the 256 gray levels, then a per-pixel
   lookup and min-max scaling) on a synthetic 460x630 image; both outputs must be equal.
@@ -21,8 +26,8 @@ Sections:
   together.
 
 Timings use ``time.perf_counter`` (CUDA synchronised) and are figures of this machine and its
-load, not guarantees. The default run takes well under 90 s on a 2-core CPU (C=16 at 256x320
-costs about 8 s per forward on one core, so it is not a default size).
+load, not guarantees: run it on an otherwise idle machine. The default run (C=16, 256x320)
+takes a few minutes on a 2-core CPU.
 Exit status: 0; 1 when the two VSM outputs differ; 2 on bad arguments.
 """
 from __future__ import annotations
@@ -31,6 +36,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import argparse  # noqa: E402
 import math  # noqa: E402
@@ -68,8 +74,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help=f"comma-separated sections out of {','.join(SECTIONS)}")
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N (net section)')
     parser.add_argument('--channels', type=int, default=16, help='network width C')
-    parser.add_argument('--sizes', default='64x80,128x160', help='HxW list for the net section')
-    parser.add_argument('--repeat', type=int, default=5, help='timed runs per figure (median)')
+    parser.add_argument('--sizes', default='256x320', help='HxW list for the net section')
+    parser.add_argument('--repeat', type=int, default=3, help='timed runs per figure (median)')
+    parser.add_argument('--no-train', action='store_true', help='skip the training-step table')
+    parser.add_argument('--no-accuracy', action='store_true',
+                        help='skip the float64 reference (max abs difference column)')
+    parser.add_argument('--json', type=Path, default=None, help='also write the figures here')
     parser.add_argument('--warmup', type=int, default=1, help='untimed runs before timing')
     parser.add_argument('--threads', type=int, default=None, help='torch/OpenCV CPU threads')
     return parser.parse_args(argv)
@@ -100,50 +110,26 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 # ---------------------------------------------------------------- network
 
-def bench_net(args: argparse.Namespace, device: torch.device) -> None:
+def bench_net(args: argparse.Namespace, device: torch.device) -> dict:
+    """Parameter table, then the lean/plain inference and training tables (see
+    ``scripts/benchmark_network.py``); returns the figures for the JSON file."""
     from basicsr.archs.dgfusion_arch import DGFusion
     from basicsr.utils.checkpoint import dead_published_shapes
+    from benchmark_network import bench_network
 
     c = args.channels
-    torch.manual_seed(0)
-    net = DGFusion(c).to(device).train(False)
-    ours = sum(p.numel() for p in net.parameters())
+    ours = sum(p.numel() for p in DGFusion(c).parameters())
     dead = sum(math.prod(s) for s in dead_published_shapes(c).values())
     print(f"### Network parameters (C={c})\n")
     print(table(['layout', 'parameters', 'ratio to ours'],
                 [['ours', f'{ours:,}', '1.000'],
                  ['published (incl. never-read)', f'{ours + dead:,}', f'{(ours + dead) / ours:.3f}'],
                  ['never read by the published forward', f'{dead:,}', f'{dead / ours:.3f}']]))
-    cuda = device.type == 'cuda'
-    sync = device if cuda else None
-    header = ['HxW', 'fp32 ms', 'kpixel/s']
-    if cuda:
-        header += ['fp16 autocast ms', 'fp32/fp16']
-    rows = []
-    for h, w in args.sizes:
-        vis_y = torch.rand(1, 1, h, w, device=device)
-        ir = torch.rand(1, 1, h, w, device=device)
-
-        def forward() -> None:
-            with torch.inference_mode():
-                net(vis_y, ir)
-
-        ms = median_ms(forward, args.repeat, args.warmup, sync)
-        row = [f'{h}x{w}', f'{ms:.1f}', f'{h * w / ms:.1f}']
-        if cuda:
-            def forward_half() -> None:
-                with torch.inference_mode(), torch.autocast('cuda', dtype=torch.float16):
-                    net(vis_y, ir)
-            try:
-                ms_half = median_ms(forward_half, args.repeat, args.warmup, sync)
-                row += [f'{ms_half:.1f}', f'{ms / ms_half:.2f}']
-            except RuntimeError as err:
-                reason = (str(err).strip().splitlines() or ['failed'])[0][:70]
-                row += [f'n/a ({reason})', 'n/a']
-        rows.append(row)
-    print(f"\n### Network forward, C={c}, batch 1, {device}, median of {args.repeat} "
-          f"after {args.warmup} warm-up\n")
-    print(table(header, rows))
+    blocks, report = bench_network(device, c, args.sizes, args.repeat, args.warmup, args.threads,
+                                   accuracy=not args.no_accuracy, train=not args.no_train)
+    for block in blocks:
+        print('\n' + block)
+    return report
 
 
 # ---------------------------------------------------------------- VSM saliency
@@ -265,13 +251,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s), "
           f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
           f"numpy {np.__version__}, device {device}{gpu}\n")
-    ok = True
+    if args.json is not None:
+        from basicsr.utils.fs import ensure_writable_file
+        ensure_writable_file(args.json, '--json file')
+    ok, report = True, {}
     if 'net' in only:
-        bench_net(args, device)
+        report['net'] = bench_net(args, device)
     if 'vsm' in only:
         ok = bench_vsm(args)
     if 'metrics' in only:
         bench_metrics(args)
+    if args.json is not None:
+        import json
+        args.json.write_text(json.dumps(report, indent=2) + '\n', encoding='utf-8')
+        print(f"\nfigures written to {args.json}")
     return 0 if ok else 1
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -177,6 +178,15 @@ def test_tile_larger_than_image_is_the_whole_image(published_ckpt):
 
 # ---------------------------------------------------------------- benchmark.py
 
+def spec_convs(c):
+    """(cin, cout) of every convolution in the network spec's layer list."""
+    enc = [(1, c), (c, 2 * c), (2 * c, 4 * c)] * 2
+    joint = [(8 * c, 8 * c)] * 4 + [(8 * c, 4 * c), (4 * c, 4 * c)] * 2
+    refine = [(4 * c, 4 * c)] * 8
+    attention = [(8 * c, 8 * c)] * 12
+    return enc + joint + refine + attention + [(8 * c, 4 * c), (4 * c, 8 * c), (4 * c, 2 * c), (2 * c, 1)]
+
+
 def test_vsm_reference_port_hand_example():
     bench = load_script('benchmark')
     # hist: 0 x1, 10 x2, 30 x1 -> T(0)=2*10+30=50, T(10)=10+20=30, T(30)=30+2*20=70
@@ -185,12 +195,19 @@ def test_vsm_reference_port_hand_example():
     assert not bench.vsm_reference(np.full((2, 3), 7, np.uint8)).any()
 
 
-def test_benchmark_tiny_run_prints_tables():
+def test_benchmark_tiny_run_prints_tables(tmp_path):
     res = run_script('benchmark', '--channels', '2', '--sizes', '16x20', '--repeat', '1',
-                     '--only', 'net,vsm', '--device', 'cpu')
+                     '--only', 'net,vsm', '--device', 'cpu', '--no-train',
+                     '--json', str(tmp_path / 'figures.json'))
     assert res.returncode == 0, res.stderr
     out = res.stdout
-    assert '| HxW |' in out and '| 16x20 |' in out
+    assert re.search(r'\| plain \| \d+ \| 1\.00 \|', out)
+    assert re.search(r'\| lean \| \d+ \| [\d.]+ \|', out)
+    figures = json.loads((tmp_path / 'figures.json').read_text())
+    size = figures['net']['sizes']['16x20']
+    assert figures['net']['conv_macs_per_pixel'] == sum(  # 9*cin*cout summed over the spec's convs
+        9 * cin * cout for cin, cout in spec_convs(2))
+    assert size['lean']['max_abs_vs_f64'] <= 1e-5 and size['plain']['max_abs_vs_f64'] <= 1e-5
     assert re.search(r'\| vsm_saliency[^|]*\| [\d.]+ \| [\d.]+x \| equal \|', out)
     assert 'MISMATCH' not in out + res.stderr
     assert '### Metrics' not in out  # not selected

@@ -1,0 +1,230 @@
+"""Network section of ``scripts/benchmark.py``: DGFusion's lean inference and training paths
+against the plain eager float32 evaluation, measured in one run.
+
+Every figure comes from its own child process (``--worker``), so that each peak memory is the
+peak of that path alone: CUDA ``max_memory_allocated``, or on a CPU the process's peak resident
+memory above its level before the first full-size call. Rows:
+
+* ``plain``: ``reference_forward`` (the spec, line by line) in float32 under inference mode;
+* ``lean``: the module's own forward under inference mode (it takes the lean path);
+* ``train plain`` / ``train``: one optimiser step (forward, loss, backward, Adam) through
+  ``reference_forward`` and through the module's training forward, batch 4 x 128 x 128;
+* ``conv``: one channels-last 3x3 convolution 8C -> 8C at the frame size, the machine's
+  convolution rate that the network's achieved rate is compared with.
+
+Accuracy is the max abs difference to the float64 evaluation of ``reference_forward``.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: E402
+
+import torch  # noqa: E402
+
+TRAIN_SHAPE = (4, 128, 128)
+
+
+def conv_macs_per_pixel(net: torch.nn.Module) -> int:
+    """Multiply-adds per pixel of all the network's 3x3 convolutions (each runs once per pixel)."""
+    return sum(m.weight.numel() for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, repeat: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+class PeakMemory:
+    """Peak memory of what runs between ``start()`` and ``stop()`` (bytes above the start)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def start(self) -> None:
+        from basicsr.utils.memory import reset_peak_rss, rss_bytes
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+        else:
+            reset_peak_rss()
+            self.base = rss_bytes() or 0
+
+    def stop(self) -> Optional[int]:
+        from basicsr.utils.memory import peak_rss_bytes
+        if self.device.type == 'cuda':
+            return torch.cuda.max_memory_allocated(self.device) - self.base
+        peak = peak_rss_bytes()
+        return None if peak is None else peak - self.base
+
+
+def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Measure one row (``spec['path']``) in this process; returns its figures."""
+    from basicsr.archs.dgfusion_arch import DGFusion
+    from basicsr.archs.dgfusion_reference import reference_forward
+    from basicsr.utils.memory import return_large_blocks_to_os
+
+    return_large_blocks_to_os()
+    if spec.get('threads'):
+        torch.set_num_threads(spec['threads'])
+    device = torch.device(spec['device'])
+    path, (h, w), c = spec['path'], spec['size'], spec['channels']
+    torch.manual_seed(0)
+    net = DGFusion(c).to(device)
+    gen = torch.Generator().manual_seed(1)
+    batch = TRAIN_SHAPE[0] if path.startswith('train') else 1
+    if path.startswith('train'):
+        h, w = TRAIN_SHAPE[1:]
+    vis_y = torch.rand(batch, 1, h, w, generator=gen).to(device)
+    ir = torch.rand(batch, 1, h, w, generator=gen).to(device)
+    result: Dict[str, Any] = {}
+    if path == 'ref64':
+        net = net.double().train(False)
+        with torch.inference_mode():
+            out = reference_forward(net, vis_y.double(), ir.double())
+        torch.save(out.cpu(), spec['ref_file'])
+        return result
+
+    if path == 'conv':
+        c8 = 8 * c
+        conv = torch.nn.Conv2d(c8, c8, 3, padding=1).to(device, memory_format=torch.channels_last)
+        x = torch.rand(1, c8, h, w, device=device).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            ms = _timed(lambda: conv(x), spec['repeat'], spec['warmup'], device)
+        return {'ms': ms, 'gmacs_per_s': 9 * c8 * c8 * h * w / ms / 1e6}
+
+    if path.startswith('train'):
+        net.train(True)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+        forward = (lambda: reference_forward(net, vis_y, ir)) if path == 'train plain' else \
+            (lambda: net(vis_y, ir))
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            forward().square().mean().backward()
+            opt.step()
+        step()  # optimiser state and kernels exist before the count starts
+        peak = PeakMemory(device)
+        peak.start()
+        result['ms'] = _timed(step, spec['repeat'], 0, device)
+        result['peak_bytes'] = peak.stop()
+        return result
+
+    net.train(False)
+    small = (vis_y[..., :16, :16], ir[..., :16, :16])
+    with torch.inference_mode():
+        run = (lambda v, i: reference_forward(net, v, i)) if path == 'plain' else net
+        run(*small)
+        peak = PeakMemory(device)
+        peak.start()
+        result['ms'] = _timed(lambda: run(vis_y, ir), spec['repeat'], spec['warmup'], device)
+        result['peak_bytes'] = peak.stop()
+        out = run(vis_y, ir)
+    if spec.get('ref_file'):
+        ref = torch.load(spec['ref_file'], weights_only=True)
+        result['max_abs_vs_f64'] = (out.double().cpu() - ref).abs().max().item()
+    return result
+
+
+def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Run :func:`run_worker` for ``spec`` in a fresh Python process."""
+    proc = subprocess.run([sys.executable, __file__, '--worker', json.dumps(spec)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ['no output'])[-1]
+        raise RuntimeError(f"benchmark worker for '{spec['path']}' failed: {tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _ratio(value: Optional[float], base: Optional[float]) -> str:
+    return 'n/a' if value is None or not base else f'{value / base:.2f}'
+
+
+def _mib(value: Optional[int]) -> str:
+    return 'n/a' if value is None else f'{value / 2 ** 20:.0f}'
+
+
+def bench_network(device: torch.device, channels: int, sizes: Sequence[Tuple[int, int]],
+                  repeat: int, warmup: int, threads: Optional[int], accuracy: bool,
+                  train: bool) -> Tuple[List[str], Dict[str, Any]]:
+    """Measure every row; returns Markdown blocks and the JSON-ready figures."""
+    from basicsr.archs.dgfusion_arch import DGFusion
+
+    macs = conv_macs_per_pixel(DGFusion(channels))
+    common = {'device': str(device), 'channels': channels, 'repeat': repeat, 'warmup': warmup,
+              'threads': threads}
+    blocks, report = [], {'channels': channels, 'conv_macs_per_pixel': macs, 'sizes': {}}
+    header = ['path', 'ms', 'latency ratio', 'peak MiB', 'memory ratio', 'bytes/pixel',
+              'max abs vs float64', 'GMAC/s', 'of conv rate']
+    with tempfile.TemporaryDirectory() as tmp:
+        for h, w in sizes:
+            ref_file = str(Path(tmp) / f'ref_{h}x{w}.pt')
+            size_spec = {**common, 'size': [h, w], 'ref_file': ref_file if accuracy else None}
+            if accuracy:
+                measure({**size_spec, 'path': 'ref64'})
+            rows = {p: measure({**size_spec, 'path': p}) for p in ('plain', 'lean', 'conv')}
+            conv_rate = rows['conv']['gmacs_per_s']
+            frame_macs = macs * h * w
+            table = []
+            for p in ('plain', 'lean'):
+                r = rows[p]
+                rate = frame_macs / r['ms'] / 1e6
+                err = r.get('max_abs_vs_f64')
+                table.append([p, f"{r['ms']:.0f}", _ratio(r['ms'], rows['plain']['ms']),
+                              _mib(r['peak_bytes']),
+                              _ratio(r['peak_bytes'], rows['plain']['peak_bytes']),
+                              'n/a' if r['peak_bytes'] is None else f"{r['peak_bytes'] / (h * w):.0f}",
+                              'n/a' if err is None else f'{err:.2e}', f'{rate:.0f}',
+                              f'{rate / conv_rate:.2f}'])
+            blocks.append(f"### DGFusion inference, C={channels}, {h}x{w}, batch 1, {device}: "
+                          f"{frame_macs / 1e9:.3g} G multiply-adds per frame; one 3x3 conv "
+                          f"{8 * channels}->{8 * channels} runs at {conv_rate:.3g} GMAC/s\n\n"
+                          + markdown(header, table))
+            report['sizes'][f'{h}x{w}'] = {**rows, 'frame_macs': frame_macs}
+        if train:
+            rows = {p: measure({**common, 'size': [0, 0], 'path': p})
+                    for p in ('train plain', 'train')}
+            base = rows['train plain']
+            table = [[p, f"{r['ms']:.0f}", _ratio(r['ms'], base['ms']), _mib(r['peak_bytes']),
+                      _ratio(r['peak_bytes'], base['peak_bytes'])] for p, r in rows.items()]
+            b, th, tw = TRAIN_SHAPE
+            blocks.append(f"### DGFusion training step (forward, loss, backward, Adam), C={channels}, "
+                          f"batch {b} x {th}x{tw}, {device}\n\n"
+                          + markdown(['path', 'ms', 'time ratio', 'peak MiB', 'memory ratio'], table))
+            report['train'] = rows
+    return blocks, report
+
+
+def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    return '\n'.join(lines + ['| ' + ' | '.join(row) + ' |' for row in rows])
+
+
+if __name__ == '__main__':
+    if len(sys.argv) == 3 and sys.argv[1] == '--worker':
+        print(json.dumps(run_worker(json.loads(sys.argv[2]))))
+        sys.exit(0)
+    print("usage: this module is run by scripts/benchmark.py", file=sys.stderr)
+    sys.exit(2)

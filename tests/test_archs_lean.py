@@ -1,0 +1,138 @@
+"""DGFusion's lean inference path and training forward against the plain reference evaluation."""
+import pytest
+import torch
+
+import basicsr.archs.dgfusion_lean as lean
+from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.archs.dgfusion_reference import reference_forward
+from basicsr.archs.spectral import canonical_fft2, canonical_rfft2, unfold_half_
+
+SIZES = [(15, 21), (16, 20), (16, 21), (21, 16), (1, 10), (9, 1), (40, 33)]
+
+
+@pytest.fixture(params=[None, 64], ids=['one-band', 'many-bands'])
+def band_pixels(request, monkeypatch):
+    """Default bands, and bands of 16 rows (so halos, trims and band seams are exercised)."""
+    if request.param is not None:
+        monkeypatch.setitem(lean.BAND_PIXELS, 'cpu', request.param)
+    return request.param
+
+
+def _inputs(batch, size, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 1, *size, generator=g), torch.rand(batch, 1, *size, generator=g)
+
+
+@pytest.mark.parametrize('channels', [2, 3, 4])
+@pytest.mark.parametrize('size', SIZES)
+def test_lean_equals_reference(channels, size, band_pixels):
+    torch.manual_seed(channels)
+    net = DGFusion(channels).train(False)
+    vis_y, ir = _inputs(2, size, size[0] * 31 + size[1])
+    with torch.no_grad():
+        ref = reference_forward(net, vis_y, ir)
+        out = net(vis_y, ir)
+    assert out.shape == ref.shape and out.dtype == torch.float32
+    assert (out - ref).abs().max() <= 1e-5
+
+
+def test_lean_is_taken_only_without_autograd(monkeypatch):
+    calls = []
+    real = lean.lean_forward
+    monkeypatch.setattr('basicsr.archs.dgfusion_arch.lean_forward',
+                        lambda *a: calls.append(1) or real(*a))
+    net = DGFusion(2)
+    vis_y, ir = _inputs(1, (8, 9), 0)
+    net(vis_y, ir)  # training mode, grad on
+    net.train(False)
+    net(vis_y, ir)  # grad on: autograd path
+    assert calls == []
+    with torch.no_grad():
+        net(vis_y, ir)
+    with torch.inference_mode():
+        out = net(vis_y, ir)
+    assert calls == [1, 1] and out.requires_grad is False
+    net.lean_inference = False
+    with torch.no_grad():
+        net(vis_y, ir)
+    assert calls == [1, 1]
+
+
+def test_lean_float64_matches_reference_to_rounding():
+    torch.manual_seed(5)
+    net = DGFusion(3).double().train(False)
+    vis_y, ir = (t.double() for t in _inputs(2, (18, 23), 6))
+    with torch.inference_mode():
+        out = net(vis_y, ir)
+        diff = (out - reference_forward(net, vis_y, ir)).abs().max()
+    assert out.dtype == torch.float64
+    assert diff <= 1e-11
+
+
+def test_lean_follows_weight_updates(band_pixels):
+    """The cached channels-last weights are rebuilt after an optimiser step and after
+    load_state_dict (both change the parameters in place)."""
+    torch.manual_seed(7)
+    net = DGFusion(2)
+    vis_y, ir = _inputs(2, (12, 14), 8)
+    net.train(False)
+    with torch.no_grad():
+        before = net(vis_y, ir)
+    net.train(True)
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    net(vis_y, ir).square().mean().backward()
+    opt.step()
+    net.train(False)
+    with torch.inference_mode():
+        after = net(vis_y, ir)
+        ref = reference_forward(net, vis_y, ir)
+    assert (after - before).abs().max() > 1e-4  # the step changed the function
+    assert (after - ref).abs().max() <= 1e-5
+    other = DGFusion(2)
+    net.load_state_dict(other.state_dict())
+    with torch.inference_mode():
+        assert (net(vis_y, ir) - reference_forward(other.train(False), vis_y, ir)).abs().max() <= 1e-5
+
+
+def test_lean_counts_nonfinite_features_once_per_pixel(band_pixels):
+    torch.manual_seed(9)
+    net = DGFusion(2).train(False)
+    vis_y, ir = _inputs(2, (40, 9), 10)
+    with torch.no_grad():
+        net.fusion.gate[1].bias.fill_(float('nan'))
+        net(vis_y, ir)
+    assert int(net.last_nonfinite) == 2 * 8 * 40 * 9  # B * 4C * H * W, halo rows not counted
+
+
+@pytest.mark.parametrize('channels', [2, 4])
+@pytest.mark.parametrize('size', [(11, 14), (12, 9), (1, 8)])
+def test_training_gradients_equal_reference(channels, size):
+    torch.manual_seed(11 + channels)
+    net = DGFusion(channels)
+    vis_y, ir = _inputs(2, size, 12)
+    grads = []
+    for forward in (lambda: net(vis_y, ir), lambda: reference_forward(net, vis_y, ir)):
+        net.zero_grad(set_to_none=True)
+        out = forward()
+        out.square().mean().backward()
+        grads.append({n: p.grad.clone() for n, p in net.named_parameters()})
+    for name, g in grads[0].items():
+        scale = max(1.0, grads[1][name].abs().max().item())
+        assert (g - grads[1][name]).abs().max() <= 1e-5 * scale, name
+
+
+@pytest.mark.parametrize('size', [(6, 8), (7, 8), (6, 9), (7, 9), (1, 4)])
+def test_one_sided_spectrum_unfolds_to_the_full_one(size):
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    full = canonical_fft2(x)
+    half = canonical_rfft2(x)
+    amp = unfold_half_(torch.empty(x.shape, dtype=x.dtype), half.abs(), odd=False)
+    pha = unfold_half_(torch.empty(x.shape, dtype=x.dtype), half.angle(), odd=True)
+    torch.testing.assert_close(amp, full.abs(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(torch.polar(amp, pha), full, rtol=0, atol=1e-12)
+
+
+def test_real_ifft2_parts_equals_complex_ifft():
+    real, imag = torch.randn(2, 3, 7, 10, dtype=torch.float64), torch.randn(2, 3, 7, 10, dtype=torch.float64)
+    out = lean.real_ifft2_parts(real, imag, torch.empty_like(real))
+    torch.testing.assert_close(out, torch.fft.ifft2(torch.complex(real, imag)).real, rtol=0, atol=1e-12)

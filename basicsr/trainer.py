@@ -325,10 +325,12 @@ class Trainer:
 
     def _log(self, it: int, total: int, out: Dict[str, Any], speed: float) -> None:
         # read here, not every step: the count is a device tensor and reading it syncs
-        out = {**out, 'nonfinite_features': float(getattr(self.model.net_g, 'last_nonfinite', 0))}
+        out = {**out, 'nonfinite_features': float(getattr(self.model.net_g, 'last_nonfinite', 0)),
+               'skipped_total': float(self.model.nonfinite_total + self.model.scaler_skipped)}
         eta = (total - it) / max(speed, 1e-9)
         losses = ' '.join(f"{k}: {v:.4e}" for k, v in out.items()
-                          if k not in ('lr', 'skipped', 'nonfinite_features', 'grad_norm'))
+                          if k not in ('lr', 'skipped', 'skipped_total', 'nonfinite_features',
+                                       'grad_norm'))
         logger.info('iter %d/%d lr %.3e %s | %.2f it/s, eta %s', it, total, out['lr'], losses, speed,
                     time.strftime('%H:%M:%S', time.gmtime(eta)))
         if out.get('nonfinite_features'):

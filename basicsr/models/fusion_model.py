@@ -63,6 +63,7 @@ class FusionModel:
         self.net_g_ema: Optional[nn.Module] = None
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
+        self.scaler_skipped = 0  # AMP steps the gradient scaler skipped (overflow at this scale)
         if not is_train:
             self.net_g.train(False)
             return
@@ -95,7 +96,8 @@ class FusionModel:
         """One optimisation step on ``batch`` (``vis`` (B,3,H,W), ``ir`` (B,1,H,W), ``mask``).
 
         Returns the losses averaged over processes (``total`` and one per loss type), ``lr``,
-        and ``skipped`` (1.0 when the step was skipped for a non-finite loss).
+        and ``skipped`` (1.0 when no update happened: a non-finite loss or gradient, or, under
+        AMP, a gradient overflow the scaler skipped; the EMA is not updated then either).
 
         Raises:
             TrainingDiverged: after ``max_nonfinite_steps`` non-finite losses in a row.
@@ -118,13 +120,16 @@ class FusionModel:
         all_finite = bool(reduce_mean(finite.detach()).item() == 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         grad_norm = float('nan')
+        scaler_skips = False
         if all_finite:
             self.scaler.scale(total).backward()
             if self.use_amp:
                 self.scaler.unscale_(self.optimizer)
             max_norm = float(self.grad_clip) if self.grad_clip else float('inf')
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), max_norm))
-            # with AMP the scaler skips inf/NaN gradients itself and lowers its scale
+            # with AMP the scaler skips inf/NaN gradients itself and lowers its scale: a normal
+            # event while the scale settles, not a sign of divergence
+            scaler_skips = self.use_amp and not math.isfinite(grad_norm)
             all_finite = self.use_amp or math.isfinite(grad_norm)
         if not all_finite:
             self.optimizer.zero_grad(set_to_none=True)
@@ -142,9 +147,15 @@ class FusionModel:
             self.nonfinite_in_a_row = 0
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            self.update_ema()
+            if scaler_skips:  # no update happened, so the EMA must not move either
+                self.scaler_skipped += 1
+                logger.info('AMP gradient overflow: step skipped by the gradient scaler '
+                            '(scale now %g, %d skipped in total)', self.scaler.get_scale(),
+                            self.scaler_skipped)
+            else:
+                self.update_ema()
             logged = reduce_mean(torch.stack([total.detach()] + [t.detach() for t in terms]))
-            out = {'total': float(logged[0]), 'skipped': 0.0, 'grad_norm': grad_norm}
+            out = {'total': float(logged[0]), 'skipped': float(scaler_skips), 'grad_norm': grad_norm}
             for name, value in zip(self.loss_names, logged[1:].tolist()):
                 out[name] = out.get(name, 0.0) + value
         if self.scheduler is not None:

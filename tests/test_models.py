@@ -1,0 +1,89 @@
+"""FusionModel: one optimisation step, EMA, and the steps that must not update anything."""
+import copy
+
+import pytest
+import torch
+
+from basicsr.models.fusion_model import FusionModel
+
+
+def _opt(ema_decay=0.9):
+    return {'network_g': {'type': 'DGFusion', 'channels': 2},
+            'train': {'ema_decay': ema_decay, 'use_amp': False, 'grad_clip': None,
+                      'max_nonfinite_steps': 3, 'scheduler': None,
+                      'optim_g': {'type': 'SGD', 'lr': 0.1},
+                      'losses': [{'type': 'MaxIntensityLoss', 'loss_weight': 1.0}]}}
+
+
+def _batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {'vis': torch.rand(2, 3, 12, 10, generator=g), 'ir': torch.rand(2, 1, 12, 10, generator=g)}
+
+
+def _params(net):
+    return {n: p.detach().clone() for n, p in net.named_parameters()}
+
+
+def test_train_step_updates_network_and_ema():
+    torch.manual_seed(0)
+    model = FusionModel(_opt(), torch.device('cpu'))
+    net0, ema0 = _params(model.net_g), _params(model.net_g_ema)
+    out = model.train_step(_batch())
+    assert out['skipped'] == 0.0 and torch.isfinite(torch.tensor(out['total']))
+    net1, ema1 = _params(model.net_g), _params(model.net_g_ema)
+    for name in net0:
+        # ema = 0.9 * ema + 0.1 * net (after the step)
+        torch.testing.assert_close(ema1[name], 0.9 * ema0[name] + 0.1 * net1[name])
+    assert any((net1[n] - net0[n]).abs().max() > 0 for n in net0)
+
+
+def test_amp_overflow_step_is_skipped_and_leaves_ema_alone():
+    """Under AMP the gradient scaler skips a step whose gradients overflow: the step is
+    reported as skipped, counted, and neither the network nor its EMA moves."""
+    torch.manual_seed(1)
+    model = FusionModel(_opt(), torch.device('cpu'))
+    model.use_amp = True  # the CPU scaler behaves as the CUDA one for this check
+    model.scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 4)
+    assert model.train_step(_batch(5))['skipped'] == 0.0  # now the EMA differs from the net
+    hook = model.net_g.reconstruction[2].bias.register_hook(lambda g: g * float('inf'))
+    net0, ema0 = _params(model.net_g), _params(model.net_g_ema)
+    assert any(not torch.equal(net0[n], ema0[n]) for n in net0)
+    out = model.train_step(_batch())
+    assert out['skipped'] == 1.0 and model.scaler_skipped == 1
+    assert model.nonfinite_in_a_row == 0  # a scaler skip is not divergence
+    assert model.scaler.get_scale() < 2.0 ** 4
+    for name, p in _params(model.net_g).items():
+        assert torch.equal(p, net0[name]), name
+    for name, p in _params(model.net_g_ema).items():
+        assert torch.equal(p, ema0[name]), name
+    hook.remove()
+    out = model.train_step(_batch(1))
+    assert out['skipped'] == 0.0 and model.scaler_skipped == 1
+
+
+def test_nonfinite_loss_is_skipped_then_stops_training():
+    from basicsr.utils.errors import DGFusionError
+    torch.manual_seed(2)
+    model = FusionModel(_opt(), torch.device('cpu'))
+    batch = _batch()
+    batch['ir'][0, 0, 0, 0] = float('nan')
+    net0 = _params(model.net_g)
+    assert model.train_step(batch)['skipped'] == 1.0
+    assert all(torch.equal(p, net0[n]) for n, p in _params(model.net_g).items())
+    model.train_step(batch)
+    with pytest.raises(DGFusionError, match='non-finite losses in a row'):
+        model.train_step(batch)
+
+
+def test_state_dict_round_trip():
+    torch.manual_seed(3)
+    model = FusionModel(_opt(), torch.device('cpu'))
+    model.train_step(_batch())
+    state = copy.deepcopy(model.state_dict())
+    other = FusionModel(_opt(), torch.device('cpu'))
+    other.load_state_dict(state)
+    for (n, p), (_, q) in zip(model.net_g.named_parameters(), other.net_g.named_parameters()):
+        assert torch.equal(p, q), n
+    for (n, p), (_, q) in zip(model.net_g_ema.named_parameters(), other.net_g_ema.named_parameters()):
+        assert torch.equal(p, q), n
+    assert other.optimizer.state_dict()['param_groups'] == model.optimizer.state_dict()['param_groups']

@@ -39,10 +39,10 @@ BAND_PIXELS_DEFAULT = 1 << 22
 IFFT_CHUNK = 16  # complex channels per inverse-FFT call
 
 
-def band_rows(height: int, width: int, device: torch.device) -> int:
-    """Rows per band for a (H, W) frame on ``device``."""
+def band_rows(batch: int, height: int, width: int, device: torch.device) -> int:
+    """Rows per band for a batch of (H, W) frames on ``device``."""
     budget = BAND_PIXELS.get(device.type, BAND_PIXELS_DEFAULT)
-    return max(16, min(height, math.ceil(budget / max(width, 1))))
+    return max(16, min(height, math.ceil(budget / max(batch * width, 1))))
 
 
 class ConvCache:
@@ -113,7 +113,7 @@ def run_banded(chain: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor
     first = inputs[0]
     height, width = first.shape[-2:]
     out = empty_map(first, out_channels, dtype)
-    step = band_rows(height, width, first.device)
+    step = band_rows(first.shape[0], height, width, first.device)
     for start in range(0, height, step):
         band = Band(start, min(height, start + step), height, n_convs, cache)
         values = chain(band, *(band.take(x) for x in inputs))

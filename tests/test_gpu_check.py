@@ -1,0 +1,26 @@
+"""scripts/gpu_check.py runs its whole table on tiny sizes (CPU smoke test of the GPU check)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_check_quick_on_cpu(tmp_path):
+    out = tmp_path / 'g.json'
+    res = subprocess.run([sys.executable, str(ROOT / 'scripts' / 'gpu_check.py'), '--quick',
+                          '--device', 'cpu', '--channels', '2', '--json', str(out)],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    figures = json.loads(out.read_text())
+    assert figures['accuracy_ok'] is True
+    assert {'16x20_b1_fp32', '16x20_b2_bf16'} <= set(figures['speed'])
+    assert '| accuracy 9x11 | fp32 max abs vs float64' in res.stdout
+
+
+def test_gpu_check_refuses_cpu_without_quick(tmp_path):
+    res = subprocess.run([sys.executable, str(ROOT / 'scripts' / 'gpu_check.py'), '--device', 'cpu',
+                          '--json', str(tmp_path / 'g.json')], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert res.returncode == 2 and res.stderr.startswith('error:')

@@ -136,3 +136,10 @@ def test_real_ifft2_parts_equals_complex_ifft():
     real, imag = torch.randn(2, 3, 7, 10, dtype=torch.float64), torch.randn(2, 3, 7, 10, dtype=torch.float64)
     out = lean.real_ifft2_parts(real, imag, torch.empty_like(real))
     torch.testing.assert_close(out, torch.fft.ifft2(torch.complex(real, imag)).real, rtol=0, atol=1e-12)
+
+
+def test_polar_stacked_function_gradients():
+    from basicsr.archs.spectral import polar_to_stacked_lean
+    amp = torch.rand(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    pha = (torch.rand(2, 3, 4, 5, dtype=torch.float64) * 6 - 3).requires_grad_(True)
+    assert torch.autograd.gradcheck(polar_to_stacked_lean, (amp, pha))

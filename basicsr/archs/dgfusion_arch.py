@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from basicsr.archs.dgfusion_lean import lean_forward
 from basicsr.archs.spectral import (as_complex, canonical_fft2, canonicalize_phase_,
-                                    full_precision, polar_to_stacked, to_float32)
+                                    full_precision, polar_to_stacked_lean, to_float32)
 from basicsr.utils.errors import ConfigError
 from basicsr.utils.registry import ARCH_REGISTRY
 
@@ -127,9 +127,9 @@ class AmplitudePhaseEnhancer(nn.Module):
         amp_disc = self.amp_refine2(self.amp_refine1(amp_disc)) + amp_disc
         pha_disc = self.pha_refine2(self.pha_refine1(pha_disc)) + pha_disc
 
-        s_d = polar_to_stacked(amp_disc, pha_disc)
-        s_ap = polar_to_stacked(amp_joint, pha_disc)
-        s_pa = polar_to_stacked(amp_disc, pha_joint)
+        s_d = polar_to_stacked_lean(amp_disc, pha_disc)
+        s_ap = polar_to_stacked_lean(amp_joint, pha_disc)
+        s_pa = polar_to_stacked_lean(amp_disc, pha_joint)
         return s_d, s_ap, s_pa
 
 

@@ -32,6 +32,32 @@ def polar_to_stacked(amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
     return torch.cat([amp * torch.cos(pha), amp * torch.sin(pha)], dim=1)
 
 
+class _PolarStacked(torch.autograd.Function):
+    """``cat(amp*cos(pha), amp*sin(pha))`` that keeps only ``amp`` and ``pha`` for backward
+    (the cosine and sine are recomputed there), instead of four saved tensors."""
+
+    @staticmethod
+    def forward(ctx, amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(amp, pha)
+        return polar_to_stacked(amp, pha)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        amp, pha = ctx.saved_tensors
+        grad_re, grad_im = grad.chunk(2, dim=1)
+        cos, sin = torch.cos(pha), torch.sin(pha)
+        grad_amp = grad_re * cos + grad_im * sin
+        grad_pha = amp * (grad_im * cos - grad_re * sin)
+        return grad_amp, grad_pha
+
+
+def polar_to_stacked_lean(amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
+    """:func:`polar_to_stacked` with a lighter autograd footprint (same values and gradients)."""
+    if torch.is_grad_enabled() and (amp.requires_grad or pha.requires_grad):
+        return _PolarStacked.apply(amp, pha)
+    return polar_to_stacked(amp, pha)
+
+
 def self_conjugate_index(n: int) -> slice:
     """Indices along one FFT axis of length ``n`` whose bins are their own mirror: 0, and n/2
     when ``n`` is even (a strided slice, so no Python loop over bins)."""

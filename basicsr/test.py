@@ -83,14 +83,19 @@ def run_test(args: argparse.Namespace) -> int:
     setup_logging(out_root / f"test_{opt['name']}.log")
     (out_root / 'options_resolved.yml').write_text(dump_yaml(opt), encoding='utf-8')
     torch.manual_seed(opt['manual_seed'])
+    datasets = []
+    for phase, ds_opt in opt['datasets'].items():  # all data problems before the model loads
+        try:
+            datasets.append((ds_opt['name'], build_dataset(ds_opt)))
+        except DGFusionError as exc:
+            raise type(exc)(f"datasets.{phase}: {one_line(exc)}") from None
     model = load_model(opt['path']['pretrain_network_g'], opt['device'],
                        use_ema=opt['path']['param_key_g'] == 'params_ema',
                        where='path.pretrain_network_g')
     logger.info('loaded %s', model.describe())
     failed = 0
-    for ds_opt in opt['datasets'].values():
-        failed += run_set(model.net, build_dataset(ds_opt), ds_opt['name'], out_root, opt,
-                           args.tile, overlap)
+    for name, dataset in datasets:
+        failed += run_set(model.net, dataset, name, out_root, opt, args.tile, overlap)
     console(f"network parameters: {model.n_params:,}")
     if failed:
         console(f"{failed} pair(s) failed (named above)", err=True)

@@ -1,81 +1,141 @@
-"""Testing entry: ``python test.py -opt options/test/DGFusion.yml``.
+"""Testing entry: ``python test.py -opt options/test/DGFusion.yml [--tile N]``.
 
-Fuses every pair of each ``datasets.test_*`` set at full size with our checkpoints or published
-ones (detected automatically), writes RGB fused PNGs named like the inputs, and a per-image
-table (latency and the configured metrics) with the mean.
+Fuses every pair of each ``datasets.test_*`` set with our checkpoints or published ones
+(detected automatically) through :func:`basicsr.inference.fuse`, writes fused PNGs named like
+the inputs, and a per-image table (latency and the configured metrics, computed as
+``scripts/evaluate.py`` computes them on the written files) with the mean.
+
+Exit status: 0 all pairs fused; 1 some pairs failed or were unmatched (each named, the table
+holds the others); 2 bad options or setup; 130 interrupted (the table so far is written).
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
+from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP,
+                                  ConfigError, DGFusionError, one_line)
 from basicsr.utils.logger import console
 
 logger = logging.getLogger('basicsr.test')
 
 
+class Interrupted(Exception):
+    """Ctrl-C during a set, after its partial table was written; the message says where."""
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description='DGFusion testing')
+    p.add_argument('-opt', '--opt', required=True, help='YAML option file')
+    p.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
+                   help='override an existing option, e.g. --set device=cpu (repeatable)')
+    p.add_argument('--dry-run', action='store_true', help='validate and print the resolved options')
+    p.add_argument('--tile', type=int, default=None,
+                   help='fuse in overlapping N x N tiles (N >= 32) to save memory; the output '
+                        'differs from whole-frame fusion (see README)')
+    p.add_argument('--tile-overlap', type=int, default=None, help='pixels shared by neighbouring tiles (32, a quarter of smaller tiles)')
+    return p.parse_args(argv)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Console entry; returns the process exit code."""
-    from basicsr.train import parse_args
-    from basicsr.utils.errors import DGFusionError, one_line
-    args = parse_args(argv, test=True)
+    args = parse_args(argv)
     try:
         return run_test(args)
     except DGFusionError as exc:
         logging.getLogger('basicsr').handlers.clear()
         console(f"error: {one_line(exc)}", err=True)
-        return 2
+        return EXIT_SETUP
+    except Interrupted as exc:
+        console(f"interrupted: {exc}", err=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        console('interrupted', err=True)
+        return EXIT_INTERRUPTED
 
 
-def run_test(args) -> int:
+def run_test(args: argparse.Namespace) -> int:
     import torch
 
-    from basicsr.train import print_dry_run
-
-    from basicsr.data import build_dataset, build_eval_loader
-    from basicsr.models import MODEL_REGISTRY
-    from basicsr.utils.checkpoint import load_network
-    from basicsr.utils.dist import resolve_device
-    from basicsr.utils.logger import setup_logging
-    from basicsr.utils.options import load_options, resolve_checkpoint_path
-    from basicsr.utils.yaml_io import dump_yaml
-    from basicsr.validation import evaluate_set, format_table, write_csv
-
+    from basicsr.data import build_dataset
     from basicsr.data.demo import ensure_demo_data
+    from basicsr.inference import check_tile, load_model
+    from basicsr.train import print_dry_run
+    from basicsr.utils.fs import ensure_writable_dir
+    from basicsr.utils.logger import setup_logging
+    from basicsr.utils.options import load_options
+    from basicsr.utils.yaml_io import dump_yaml
+
+    overlap = args.tile_overlap
+    if args.tile_overlap is not None and args.tile is None:
+        raise ConfigError('--tile-overlap needs --tile')
+    check_tile(args.tile, overlap)
     if not args.dry_run:
         ensure_demo_data(args.opt)
     loaded = load_options(args.opt, is_train=False, overrides=args.overrides, dry_run=args.dry_run)
     if args.dry_run:
         return print_dry_run(loaded)
     opt = loaded.opt
-    out_root = Path(opt['path']['results_root']) / opt['name']
-    out_root.mkdir(parents=True, exist_ok=True)
+    out_root = ensure_writable_dir(Path(opt['path']['results_root']) / opt['name'], 'results folder')
     setup_logging(out_root / f"test_{opt['name']}.log")
     (out_root / 'options_resolved.yml').write_text(dump_yaml(opt), encoding='utf-8')
     torch.manual_seed(opt['manual_seed'])
-    device = resolve_device(opt['device'])
-    ckpt = resolve_checkpoint_path(opt['path']['pretrain_network_g'])
-    net = load_network(ckpt, device=str(device), use_ema=opt['path']['param_key_g'] == 'params_ema')
-    model = MODEL_REGISTRY.get(opt['model_type'])(opt, device, net=net, is_train=False)
-    n_params = sum(p.numel() for p in net.parameters())
-    logger.info('loaded %s: %s parameters (channels %s) on %s', ckpt, f"{n_params:,}",
-                getattr(net, 'channels', '?'), device)
+    datasets = []
+    for phase, ds_opt in opt['datasets'].items():  # all data problems before the model loads
+        try:
+            datasets.append((ds_opt['name'], build_dataset(ds_opt)))
+        except DGFusionError as exc:
+            raise type(exc)(f"datasets.{phase}: {one_line(exc)}") from None
+    model = load_model(opt['path']['pretrain_network_g'], opt['device'],
+                       use_ema=opt['path']['param_key_g'] == 'params_ema',
+                       where='path.pretrain_network_g')
+    logger.info('loaded %s', model.describe())
+    failed = 0
+    for name, dataset in datasets:
+        failed += run_set(model.net, dataset, name, out_root, opt, args.tile, overlap)
+    console(f"network parameters: {model.n_params:,}")
+    if failed:
+        console(f"{failed} pair(s) failed (named above)", err=True)
+        return EXIT_ITEMS_FAILED
+    return EXIT_OK
+
+
+def run_set(net, dataset, name: str, out_root: Path, opt: Dict, tile: Optional[int],
+             overlap: Optional[int]) -> int:
+    """Fuse, write and score one set; print its table and failures. Returns the failures."""
+    from basicsr.inference.report import write_csv
+    from basicsr.validation import format_table, iter_set
+
     metrics = opt['val']['metrics']
-    for phase, ds_opt in opt['datasets'].items():
-        dataset = build_dataset(ds_opt)
-        out_dir = out_root / ds_opt['name']
-        rows = evaluate_set(model, build_eval_loader(dataset), out_dir if opt['val']['save_img'] else None,
-                            metrics['names'], metrics['convention'])
-        csv_path = out_dir / (f"metrics_{metrics['convention']}.csv" if metrics['names'] else 'latency.csv')
+    out_dir = out_root / name
+    csv_path = out_dir / (f"metrics_{metrics['convention']}.csv" if metrics['names'] else 'latency.csv')
+    rows, notes, failures = [], [], []
+    try:
+        for outcome in iter_set(net, dataset, out_dir if opt['val']['save_img'] else None,
+                                metrics['names'], metrics['convention'], tile=tile, overlap=overlap):
+            if outcome.error is not None:
+                failures.append(outcome)
+                console(f"failed: {outcome.stem}: {outcome.error}", err=True)
+            else:
+                rows.append(outcome.row)
+                notes.extend(outcome.notes)
+    except KeyboardInterrupt:
         write_csv(csv_path, rows)
-        title = f"{ds_opt['name']} ({len(rows)} images" + (
-            f", {metrics['convention']} convention)" if metrics['names'] else ')')
-        console(format_table(rows, title))
-        logger.info('%s: fused images in %s, table in %s', ds_opt['name'], out_dir, csv_path)
-    console(f"network parameters: {n_params:,}")
-    return 0
+        raise Interrupted(f"{name}: {len(rows)} of {len(dataset.pairs)} pairs done"
+                          + (f"; their table is in {csv_path}" if rows else '')) from None
+    write_csv(csv_path, rows)
+    title = f"{name} ({len(rows)} images" + (
+        f", {metrics['convention']} convention)" if metrics['names'] else ')')
+    console(format_table(rows, title))
+    for note in notes:
+        console(f"n/a: {note}")
+    if failures:
+        console(f"{name}: {len(failures)} pair(s) failed: {', '.join(f.stem for f in failures)}", err=True)
+    logger.info('%s: fused images in %s, table in %s', name, out_dir, csv_path)
+    return len(failures)
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -1,105 +1,113 @@
 """Fuse every pair of an evaluation set, save the images, time them and score them.
 
-Shared by validation during training and by ``test.py``.
+Shared by validation during training and by ``test.py``; both go through
+:func:`basicsr.inference.fuse`. Metrics are computed on the 8-bit fused image as written and the
+8-bit sources as stored (channels kept, 16-bit mapped by the set's ``ir_range``), exactly as
+``scripts/evaluate.py`` reads the files, so the two give the same numbers.
 """
 from __future__ import annotations
 
-import csv
 import logging
-import math
 import sys
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
-import numpy as np
+import cv2
 import torch
+import torch.nn as nn
 from tqdm import tqdm
 
+from basicsr.inference import Stopwatch, fuse
+from basicsr.inference.report import Row, markdown_table, mean_row, write_csv
+from basicsr.inference.scoring import score
+from basicsr.utils.errors import DGFusionError, one_line
 from basicsr.utils.img_util import tensor2img, write_image
 
 logger = logging.getLogger(__name__)
 
+__all__ = ['Outcome', 'iter_set', 'evaluate_set', 'mean_row', 'write_csv', 'format_table']
 
-def _metric_inputs(batch: Dict[str, Any], fused_u8: np.ndarray):
-    vis = tensor2img(batch['vis'])
-    if bool(batch['vis_gray'][0]):
-        vis = vis[..., 0]
-    return fused_u8, vis, tensor2img(batch['ir'])
+# what one failing pair may raise without stopping the set (out of memory is a RuntimeError)
+PAIR_ERRORS = (DGFusionError, RuntimeError, ValueError, OSError, cv2.error)
+
+
+@dataclass
+class Outcome:
+    """Result of one pair: a table ``row`` (image, latency_ms, metrics), or an ``error``."""
+
+    stem: str
+    row: Optional[Row] = None
+    error: Optional[str] = None
+    notes: List[str] = field(default_factory=list)
+
+
+def iter_set(net: nn.Module, dataset, out_dir: Optional[Path] = None,
+             metric_names: Sequence[str] = (), convention: str = 'cddfuse',
+             max_images: Optional[int] = None, tile: Optional[int] = None,
+             overlap: Optional[int] = None, show_progress: bool = True,
+             image_suffix: str = '.png') -> Iterator[Outcome]:
+    """Fuse the pairs of a test-phase ``PairedFusionDataset`` one by one.
+
+    Yields first one failed :class:`Outcome` per unmatched name, then one per pair: the fused
+    image is written to ``<out_dir>/<stem><image_suffix>`` (atomically) when ``out_dir`` is
+    set; a pair that cannot be read, fused or scored is reported and the next one follows.
+    """
+    for stem, message in getattr(dataset, 'unmatched', []):
+        yield Outcome(stem, error=message)
+    param = next(net.parameters(), None)
+    device = param.device if param is not None else torch.device('cpu')
+    total = len(dataset.pairs) if max_images is None else min(len(dataset.pairs), max_images)
+    bar = tqdm(range(total), desc='fuse', unit='img', leave=False,
+               disable=not (show_progress and sys.stderr.isatty()))
+    for index in bar:
+        stem = dataset.pairs[index]['stem']
+        try:
+            pair = dataset.read(index)
+            with Stopwatch(device) as watch:
+                fused = fuse(net, pair.vis[None], pair.ir[None], tile=tile, overlap=overlap)
+            fused_u8 = tensor2img(fused)
+            row: Row = {'image': stem, 'latency_ms': watch.seconds * 1000.0}
+            if out_dir is not None:
+                write_image(Path(out_dir) / f"{stem}{image_suffix}", fused_u8)
+            notes: List[str] = []
+            if metric_names:
+                values, notes = score(fused_u8, pair.vis_u8, pair.ir_u8, metric_names,
+                                      convention, stem)
+                row.update(values)
+            yield Outcome(stem, row=row, notes=notes)
+        except PAIR_ERRORS as err:
+            yield Outcome(stem, error=one_line(err))
+    bar.close()
 
 
 def evaluate_set(model, loader, out_dir: Optional[Path], metric_names: Sequence[str] = (),
                  convention: str = 'cddfuse', max_images: Optional[int] = None,
-                 show_progress: bool = True, image_suffix: str = '.png') -> List[Dict[str, Any]]:
-    """Fuse each pair with ``model.fuse``; write ``<out_dir>/<stem>.png`` when ``out_dir`` is set.
+                 show_progress: bool = True, image_suffix: str = '.png') -> List[Row]:
+    """Validation during training: :func:`iter_set` with the model's EMA network (else its
+    network) on ``loader.dataset``; failures and n/a metrics are logged as warnings.
 
-    Returns one row per image: ``image``, ``latency_ms`` and one value per metric. Metrics
-    are computed on the saved 8-bit RGB fused image against the 8-bit sources, under
-    ``convention`` (see ``basicsr.metrics``).
+    Returns one row per fused pair: ``image``, ``latency_ms`` and one value per metric.
     """
-    compute = None
-    if metric_names:
-        from basicsr.metrics import compute_metrics
-        compute = compute_metrics
-    rows: List[Dict[str, Any]] = []
-    total = len(loader) if max_images is None else min(len(loader), max_images)
-    bar = tqdm(loader, total=total, desc='fuse', unit='img', leave=False,
-               disable=not (show_progress and sys.stderr.isatty()))
-    for i, batch in enumerate(bar):
-        if max_images is not None and i >= max_images:
-            break
-        sync = model.device.type == 'cuda'
-        if sync:
-            torch.cuda.synchronize(model.device)
-        start = time.perf_counter()
-        vis = batch['vis'][:, :1] if bool(batch['vis_gray'][0]) else batch['vis']  # gray in, gray out
-        fused = model.fuse(vis, batch['ir'])
-        if sync:
-            torch.cuda.synchronize(model.device)
-        row: Dict[str, Any] = {'image': batch['stem'][0],
-                               'latency_ms': (time.perf_counter() - start) * 1000.0}
-        fused_u8 = tensor2img(fused)
-        if out_dir is not None:
-            write_image(Path(out_dir) / f"{batch['stem'][0]}{image_suffix}", fused_u8)
-        if compute is not None:
-            row.update(compute(*_metric_inputs(batch, fused_u8), names=list(metric_names),
-                               convention=convention))
-        rows.append(row)
+    net = model.net_g_ema if getattr(model, 'net_g_ema', None) is not None else model.net_g
+    was_training = net.training
+    net.train(False)
+    rows: List[Row] = []
+    try:
+        for outcome in iter_set(net, loader.dataset, out_dir, metric_names, convention,
+                                max_images=max_images, show_progress=show_progress,
+                                image_suffix=image_suffix):
+            if outcome.error is not None:
+                logger.warning('validation: %s skipped: %s', outcome.stem, outcome.error)
+                continue
+            for note in outcome.notes:
+                logger.warning('validation: %s', note)
+            rows.append(outcome.row)
+    finally:
+        net.train(was_training)
     return rows
 
 
-def mean_row(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """Column means over ``rows`` (NaNs ignored), labelled ``mean``."""
-    out: Dict[str, Any] = {'image': 'mean'}
-    for key in rows[0] if rows else []:
-        if key == 'image':
-            continue
-        vals = [r[key] for r in rows if isinstance(r[key], (int, float)) and not math.isnan(r[key])]
-        out[key] = float(np.mean(vals)) if vals else float('nan')
-    return out
-
-
-def write_csv(path: Path, rows: List[Dict[str, Any]]) -> None:
-    """Per-image CSV (header ``image``, then columns) with a final ``mean`` row."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not rows:
-        return
-    keys = list(rows[0])
-    with open(path, 'w', newline='', encoding='utf-8') as fh:
-        writer = csv.writer(fh)
-        writer.writerow(keys)
-        for row in rows + [mean_row(rows)]:
-            writer.writerow([row[k] if isinstance(row[k], str) else f"{row[k]:.6g}" for k in keys])
-
-
-def format_table(rows: List[Dict[str, Any]], title: str = '', with_mean: bool = True) -> str:
-    """Markdown table of all rows, plus the mean row when ``with_mean``."""
-    if not rows:
-        return f"{title}: no images"
-    keys = list(rows[0])
-    lines = ([f"### {title}"] if title else []) + [
-        '| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys)]
-    for row in rows + ([mean_row(rows)] if with_mean else []):
-        lines.append('| ' + ' | '.join(row[k] if isinstance(row[k], str) else f"{row[k]:.4f}"
-                                        for k in keys) + ' |')
-    return '\n'.join(lines)
+def format_table(rows: List[Row], title: str = '', with_mean: bool = True) -> str:
+    """Markdown table of ``rows`` (see :func:`basicsr.inference.report.markdown_table`)."""
+    return markdown_table(rows, title, with_mean)

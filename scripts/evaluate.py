@@ -3,7 +3,7 @@
 Usage (from the repository root):
     python scripts/evaluate.py --fused results/ --vis data/vi --ir data/ir \
         [--convention cddfuse] [--metrics EN SD SF MI SCD VIF Qabf SSIM | all] \
-        [--workers N] [--out table.csv] [--fused-suffix SUFFIX ...]
+        [--workers N] [--out table.csv] [--fused-suffix SUFFIX ...] [--ir-range RULE]
 
 Pairing: sources are paired by file stem across extensions (``vis/<stem>.*``,
 ``ir/<stem>.*``). A fused image is ``<fused dir>/<stem><suffix>.<ext>``.
@@ -15,32 +15,48 @@ Pairing: sources are paired by file stem across extensions (``vis/<stem>.*``,
 A fused folder may be given several times with different suffixes. A method is labelled by
 its suffix without the leading ``_``/``-`` (or its folder name when the suffix is empty).
 
+Images are read as stored (1-channel files stay gray, 3-channel infrared stays 3-channel, as
+the reference evaluators read them). 16-bit images are mapped to 8 bits by ``--ir-range``
+(``minmax``, ``percentile:LO,HI`` (default 0.5,99.5) or ``fixed:LO,HI``), the rule
+``test.py`` and ``scripts/fuse.py`` apply, so all three give the same numbers.
+
 Output: a Markdown table of the means (one row per method) on stdout, labelled with the
-convention. ``--out`` writes the per-image values: header ``image,<metric>...`` with one row
-per stem and a last row ``mean``; with several methods a first column ``method`` is added
-and each method's rows end with its own ``mean`` row. Means are plain means over the images
-(a NaN or inf value in a column carries into its mean).
+convention. ``--out`` writes the per-image values at full precision: header
+``image,<metric>...`` with one row per stem and a row ``mean``; with several methods a first
+column ``method`` is added and each method's rows end with its own ``mean`` row. A value that
+cannot be computed (e.g. SSIM on an image smaller than its window) is ``n/a``, with the reason
+printed; means are over the computed values, and an ``images`` row gives their count when it
+is not every image.
+
+A source without its partner, an unreadable image or one of the wrong size is reported by
+name and skipped; the others are still evaluated. Exit status: 0 done; 1 some images failed
+(each named); 2 bad arguments or setup (one ``error: ...`` line); 130 interrupted (the values
+so far are written to ``--out``).
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from basicsr.metrics import (CONVENTIONS, DEFAULT_CONVENTION, compute_metrics,  # noqa: E402
-                             default_metrics, higher_is_better, metrics_for, read_image_rgb)
-from basicsr.utils.errors import ConfigError, DataError, DGFusionError  # noqa: E402
+from basicsr.inference.report import means_table, write_csv  # noqa: E402
+from basicsr.inference.scoring import score  # noqa: E402
+from basicsr.metrics import (CONVENTIONS, DEFAULT_CONVENTION, default_metrics,  # noqa: E402
+                             higher_is_better, metrics_for, read_image_rgb)
+from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK,  # noqa: E402
+                                  EXIT_SETUP, ConfigError, DataError, DGFusionError)
 from basicsr.utils import img_util  # noqa: E402
+from basicsr.utils.fs import ensure_writable_file  # noqa: E402
+from basicsr.utils.ir_range import DEFAULT_IR_RANGE, IrRange, parse_ir_range  # noqa: E402
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
@@ -61,28 +77,26 @@ def list_images(folder: Path, what: str) -> Dict[str, Path]:
     return found
 
 
-def source_stems(vis_dir: Path, ir_dir: Path) -> Tuple[Dict[str, Path], Dict[str, Path]]:
-    """Visible and infrared images paired by stem; DataError naming unpaired stems."""
+def source_stems(vis_dir: Path, ir_dir: Path
+                 ) -> Tuple[Dict[str, Path], Dict[str, Path], List[Tuple[str, str]]]:
+    """Visible and infrared images paired by stem, and ``(stem, message)`` per unpaired stem."""
     vis, ir = list_images(vis_dir, 'vis'), list_images(ir_dir, 'ir')
-    only_vis, only_ir = sorted(set(vis) - set(ir)), sorted(set(ir) - set(vis))
-    if only_vis or only_ir:
-        parts = []
-        if only_vis:
-            parts.append(f"no ir image for {_short(only_vis)}")
-        if only_ir:
-            parts.append(f"no vis image for {_short(only_ir)}")
-        raise DataError(f"unpaired sources in {vis_dir} / {ir_dir}: {'; '.join(parts)}")
-    return vis, ir
+    unpaired = [(s, f"{vis[s].name} has no infrared image in {ir_dir}") for s in sorted(set(vis) - set(ir))]
+    unpaired += [(s, f"{ir[s].name} has no visible image in {vis_dir}") for s in sorted(set(ir) - set(vis))]
+    paired = set(vis) & set(ir)
+    if not paired:
+        raise DataError(f"no image pairs (same stem) in {vis_dir} and {ir_dir}")
+    return ({s: vis[s] for s in paired}, {s: ir[s] for s in paired}, unpaired)
 
 
 def match_suffix(files: Dict[str, Path], stems: Sequence[str], suffix: str,
                  folder: Path) -> Dict[str, Path]:
-    """Fused path per stem for ``<stem><suffix>``; DataError naming missing stems."""
+    """Fused path per stem for ``<stem><suffix>``; DataError when no stem has one (a stem
+    without its fused image is reported and skipped later)."""
     out = {s: files[s + suffix] for s in stems if s + suffix in files}
-    missing = [s for s in stems if s not in out]
-    if missing:
-        raise DataError(f"fused folder {folder}: no '<stem>{suffix}.*' image for "
-                        f"{_short(missing)}")
+    if not out:
+        raise DataError(f"fused folder {folder}: no '<stem>{suffix}.*' image for any source "
+                        f"(e.g. {_short(sorted(stems), 3)})")
     return out
 
 
@@ -130,44 +144,29 @@ def resolve_methods(fused_dirs: Sequence[Path], suffixes: Sequence[str] | None,
 def _init_worker() -> None:
     import cv2
     cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the parent
 
 
-def evaluate_stem(task: Tuple[str, Path, Path, Dict[str, Path], List[str], str]
-                  ) -> Tuple[str, Dict[str, Dict[str, float]]]:
-    """Metrics of every method for one stem: ``(stem, {method: {metric: value}})``."""
-    stem, vis_path, ir_path, fused_paths, names, convention = task
-    vis, ir = read_image_rgb(vis_path), read_image_rgb(ir_path)
-    out = {}
+Task = Tuple[str, Path, Path, Dict[str, Path], List[str], str, IrRange]
+# per stem: {method: (values or None, error or None, n/a notes)}
+StemResult = Dict[str, Tuple[Optional[Dict[str, float]], Optional[str], List[str]]]
+
+
+def evaluate_stem(task: Task) -> Tuple[str, StemResult]:
+    """Metrics of every method for one stem; a failure is kept as a message, not raised."""
+    stem, vis_path, ir_path, fused_paths, names, convention, ir_range = task
+    out: StemResult = {}
+    try:
+        vis, ir = read_image_rgb(vis_path, ir_range), read_image_rgb(ir_path, ir_range)
+    except DGFusionError as err:
+        return stem, {m: (None, str(err), []) for m in fused_paths}
     for method, path in fused_paths.items():
         try:
-            out[method] = compute_metrics(read_image_rgb(path), vis, ir, names, convention)
+            values, notes = score(read_image_rgb(path), vis, ir, names, convention, stem)
+            out[method] = (values, None, notes)
         except DGFusionError as err:
-            raise type(err)(f"{stem} ({method}, {path.name}): {err}") from None
+            out[method] = (None, f"{path.name}: {err}", [])
     return stem, out
-
-
-def markdown_table(means: Dict[str, Dict[str, float]], names: Sequence[str]) -> str:
-    """Markdown table: one row per method, one column per metric."""
-    lines = ['| method | ' + ' | '.join(names) + ' |',
-             '|---|' + '---:|' * len(names)]
-    for method, row in means.items():
-        lines.append(f'| {method} | ' + ' | '.join(f'{row[n]:.4f}' for n in names) + ' |')
-    return '\n'.join(lines)
-
-
-def write_csv(path: Path, results: Dict[str, Dict[str, Dict[str, float]]],
-              means: Dict[str, Dict[str, float]], names: Sequence[str]) -> None:
-    """Per-image CSV (see the module docstring for the layout)."""
-    several = len(results) > 1
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'w', newline='') as fh:
-        writer = csv.writer(fh)
-        writer.writerow((['method'] if several else []) + ['image'] + list(names))
-        for method, per_image in results.items():
-            lead = [method] if several else []
-            for stem, row in per_image.items():
-                writer.writerow(lead + [stem] + [repr(row[n]) for n in names])
-            writer.writerow(lead + ['mean'] + [repr(means[method][n]) for n in names])
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -185,62 +184,116 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--out', type=Path, default=None, help='per-image CSV to write')
     parser.add_argument('--fused-suffix', nargs='+', default=None,
                         help='text after the stem in fused file names, once or per --fused folder')
+    parser.add_argument('--ir-range', default=DEFAULT_IR_RANGE,
+                        help='16-bit images to 8 bits: minmax, percentile:LO,HI or fixed:LO,HI '
+                             f'(default {DEFAULT_IR_RANGE})')
     return parser.parse_args(argv)
+
+
+class Interrupted(Exception):
+    """Ctrl-C; the message says how far the run got."""
+
+
+def check_names(conv: str, requested: Optional[List[str]]) -> List[str]:
+    if conv not in CONVENTIONS:
+        raise ConfigError(f"--convention: unknown '{conv}' "
+                          f"(expected one of {', '.join(CONVENTIONS)})")
+    if requested is None:
+        names = default_metrics(conv)
+    elif requested == ['all']:
+        names = metrics_for(conv)
+    else:
+        names = list(requested)
+    for name in names:
+        higher_is_better(name, conv)  # raises for unknown / undefined names
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
     conv = args.convention
-    if conv not in CONVENTIONS:
-        raise ConfigError(f"--convention: unknown '{conv}' "
-                          f"(expected one of {', '.join(CONVENTIONS)})")
-    if args.metrics is None:
-        names = default_metrics(conv)
-    elif args.metrics == ['all']:
-        names = metrics_for(conv)
-    else:
-        names = list(args.metrics)
-    for name in names:
-        higher_is_better(name, conv)  # raises for unknown / undefined names
+    names = check_names(conv, args.metrics)
     if args.workers < 1:
         raise ConfigError(f"--workers: expected a positive integer, got {args.workers}")
+    ir_range = parse_ir_range(args.ir_range)
+    if args.out is not None:
+        ensure_writable_file(args.out, '--out')
 
-    vis, ir = source_stems(args.vis, args.ir)
+    vis, ir, unpaired = source_stems(args.vis, args.ir)
     stems = sorted(vis)
     methods = resolve_methods(args.fused, args.fused_suffix, stems)
-    tasks = [(s, vis[s], ir[s], {m: paths[s] for m, paths in methods.items()}, names, conv)
-             for s in stems]
+    failures = [(s, msg) for s, msg in unpaired]
+    tasks = []
+    for s in stems:
+        fused = {m: paths[s] for m, paths in methods.items() if s in paths}
+        for m in methods:
+            if m not in fused:
+                failures.append((s, f"no fused image for method {m}"))
+        if fused:
+            tasks.append((s, vis[s], ir[s], fused, names, conv, ir_range))
 
     start = time.perf_counter()
-    per_stem: Dict[str, Dict[str, Dict[str, float]]] = {}
-    workers = min(args.workers, len(tasks))
-    # disable=None: the bar shows on a terminal only, keeping logs and error output clean.
-    with tqdm(total=len(tasks), desc=f'metrics ({conv})', unit='img', file=sys.stderr,
-              disable=None) as bar:
-        if workers == 1:
-            for task in tasks:
-                stem, out = evaluate_stem(task)
-                per_stem[stem] = out
-                bar.update()
-        else:
-            with mp.get_context().Pool(workers, initializer=_init_worker) as pool:
-                for stem, out in pool.imap_unordered(evaluate_stem, tasks):
+    per_stem: Dict[str, StemResult] = {}
+    workers = max(1, min(args.workers, len(tasks)))
+    try:
+        # disable=None: the bar shows on a terminal only, keeping logs and error output clean.
+        with tqdm(total=len(tasks), desc=f'metrics ({conv})', unit='img', file=sys.stderr,
+                  disable=None) as bar:
+            if workers == 1:
+                for task in tasks:
+                    stem, out = evaluate_stem(task)
                     per_stem[stem] = out
                     bar.update()
+            else:
+                with mp.get_context().Pool(workers, initializer=_init_worker) as pool:
+                    for stem, out in pool.imap_unordered(evaluate_stem, tasks):
+                        per_stem[stem] = out
+                        bar.update()
+    except KeyboardInterrupt:
+        if args.out is not None and per_stem:
+            write_csv(args.out, collect(per_stem, methods, stems)[0])
+        raise Interrupted(f"{len(per_stem)} of {len(tasks)} images evaluated"
+                          + (f"; their values are in {args.out}" if args.out and per_stem else '')
+                          ) from None
     elapsed = time.perf_counter() - start
 
-    results = {m: {s: per_stem[s][m] for s in stems} for m in methods}
-    means = {m: {n: float(np.mean([row[n] for row in results[m].values()])) for n in names}
-             for m in methods}
+    groups, notes, item_failures = collect(per_stem, methods, stems)
+    failures += item_failures
     lower = [n for n in names if not higher_is_better(n, conv)]
-    print(f"convention: {conv}; {len(stems)} images, {len(methods)} method(s); "
-          f"{elapsed:.1f} s with {workers} worker(s)")
-    print(markdown_table(means, names))
+    n_ok = max((len(rows) for rows in groups.values()), default=0)
+    print(f"convention: {conv}; {n_ok} of {len(stems) + len(unpaired)} images, {len(methods)} "
+          f"method(s); {elapsed:.1f} s with {workers} worker(s)")
+    if any(groups.values()):
+        print(means_table(groups))
+    for note in notes:
+        print(f"n/a: {note}")
     if lower:
         print(f"lower is better: {', '.join(lower)}; higher is better: the others")
-    if args.out is not None:
-        write_csv(args.out, results, means, names)
+    if args.out is not None and any(groups.values()):
+        write_csv(args.out, groups)
         print(f"per-image values written to {args.out}")
-    return 0
+    for stem, msg in sorted(failures):
+        print(f"failed: {stem}: {msg}", file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} image(s) failed: {_short(sorted({s for s, _ in failures}))}",
+              file=sys.stderr)
+        return EXIT_ITEMS_FAILED
+    return EXIT_OK
+
+
+def collect(per_stem: Dict[str, StemResult], methods: Dict[str, Dict[str, Path]],
+            stems: Sequence[str]):
+    """Rows per method (stem order), n/a notes and ``(stem, message)`` failures."""
+    groups: Dict[str, List[dict]] = {m: [] for m in methods}
+    notes: List[str] = []
+    failures: List[Tuple[str, str]] = []
+    for stem in stems:
+        for method, (values, error, stem_notes) in per_stem.get(stem, {}).items():
+            if error is not None:
+                failures.append((stem, error if len(methods) == 1 else f"{method}: {error}"))
+                continue
+            groups[method].append({'image': stem, **values})
+            notes.extend(stem_notes if len(methods) == 1 else [f"{method} {n}" for n in stem_notes])
+    return groups, notes, failures
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -249,7 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except DGFusionError as err:
         print(f'error: {err}', file=sys.stderr)
-        return 2
+        return EXIT_SETUP
+    except Interrupted as err:
+        print(f'interrupted: {err}', file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == '__main__':

@@ -1,31 +1,39 @@
-"""Fuse your own visible/infrared images with a DGFusion checkpoint (ours or published).
+"""Fuse your own visible/infrared data with a DGFusion checkpoint: one pair, folders or videos.
 
 Usage (from the repository root)::
 
-    python scripts/fuse.py --weights CKPT --vis vis.png --ir ir.png --out fused.png
-    python scripts/fuse.py --weights experiments/x/checkpoints --vis VIS_DIR --ir IR_DIR --out OUT_DIR
-        [--device auto|cpu|cuda|cuda:N] [--no-ema] [--tile N [--tile-overlap M]] [--ext png]
+    python scripts/fuse.py --weights CKPT --vis vis.png --ir ir.tif --out fused.png
+    python scripts/fuse.py --weights CKPT --vis VIS_DIR --ir IR_DIR --out OUT_DIR
+    python scripts/fuse.py --weights CKPT --vis vis.mp4 --ir ir.mp4 --out fused.avi [--frames]
+        [--device auto|cpu|cuda|cuda:N] [--batch N] [--no-ema] [--tile N [--tile-overlap M]]
+        [--ir-range minmax|percentile:LO,HI|fixed:LO,HI] [--resize ir|vis]
+        [--save fused grid mask] [--ext png] [--max-memory GIB]
 
-``--weights`` is a checkpoint file (our training checkpoints or a published state dict; the
-layout and the width are detected) or a checkpoints folder (its ``latest`` file, else the
-newest ``*.pth``). ``--no-ema`` uses ``params`` instead of ``params_ema``.
+``--weights`` is a checkpoint file (ours or a published state dict; layout and width are
+detected) or a checkpoints folder (its ``latest`` file, else the newest ``*.pth``).
 
-Inputs are read exactly as the test dataset reads them: visible RGB (alpha dropped) or gray,
-infrared with 1 or 3 channels (3 equal channels -> one of them, else BT.601 luma); 8-bit
-values / 255, 16-bit min-max scaled per image. Folders are paired by file stem across
-extensions. The output is what ``basicsr/test.py`` writes: the visible luminance Y and the
-infrared go through the network, the fused Y is clamped to [0, 1] and recombined with the
-visible Cb/Cr (published inverse conversion); a gray visible image gives a gray result.
-Folder mode writes ``OUT_DIR/<stem>.<ext>``.
+Inputs go through the pipeline of ``test.py`` (``basicsr.inference``): visible RGB or gray,
+infrared with 1 or 3 channels, 8-bit values / 255, 16-bit stretched by ``--ir-range``
+(default ``percentile:0.5,99.5`` per image; in a video the first frame's limits hold for the
+whole run, so brightness does not flicker). Folders are paired by file stem; videos frame by
+frame (the shorter stream ends the run with a warning) and are written at the visible
+stream's frame rate (``.avi``: MJPG, ``.mp4``/``.mov``: mp4v), or as numbered PNG frames into
+the ``--out`` folder with ``--frames``. Any size works and the output has the input's size;
+pairs of different sizes are an error unless ``--resize ir`` (infrared resampled to the
+visible size) or ``--resize vis``.
 
-Tiling (``--tile N``, off by default) runs the network on overlapping N x N tiles and blends
-them with linear ramps over the overlap, so that large frames fit in small memory. The
-network uses global 2-D FFTs, so a tile sees only its own content: tiled results differ
-slightly from whole-image ones (more with small tiles); use it only when the frame does not
-fit.
+``--save`` picks what is written: ``fused`` (default), ``grid`` (vis | ir | fused side by
+side) and ``mask`` (the VSM visible-weight mask); in folder mode they go to ``OUT/``,
+``OUT/grid/`` and ``OUT/mask/``, otherwise beside ``--out`` as ``<name>_grid``/``<name>_mask``.
 
-Exit status: 0 all fused; 1 some pairs of a folder failed (each is reported by name and the
-others are still written); 2 bad arguments or setup (one ``error: ...`` line).
+Memory: a whole-frame pass that would not fit in the free memory (or ``--max-memory``) is
+refused before it starts, with the estimate and a tile size that fits. ``--tile N`` (N >= 32)
+fuses overlapping tiles; the network's FFTs are global, so tiled output differs from
+whole-frame output (README, "Fuse your own data").
+
+Exit status: 0 all fused; 1 some pairs or frames failed (each named, the others written);
+2 bad arguments or setup (one ``error: ...`` line, checked before any work, the output
+location included); 130 interrupted (what was fused is kept, a video is closed properly).
 """
 from __future__ import annotations
 
@@ -35,159 +43,296 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
+import os  # noqa: E402
+import queue  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
-from typing import Dict, List, Optional, Sequence, Tuple  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple  # noqa: E402
 
 import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from basicsr.utils.errors import CheckpointError, ConfigError, DataError, DGFusionError  # noqa: E402
-from basicsr.utils.img_util import (IMAGE_EXTENSIONS, img2tensor, ir_to_gray,  # noqa: E402
-                                    pair_by_stem, read_image, tensor2img, to_float01, write_image)
+from basicsr.inference import (DEFAULT_OVERLAP, Pair, Stopwatch, check_tile, fuse,  # noqa: E402
+                               latency_summary, load_model, match_folders, read_pair)
+from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK,  # noqa: E402
+                                  EXIT_SETUP, ConfigError, DataError, DGFusionError, one_line)
+from basicsr.utils.fs import ensure_writable_dir, ensure_writable_file  # noqa: E402
+from basicsr.utils.img_util import IMAGE_EXTENSIONS, tensor2img, write_image  # noqa: E402
+from basicsr.inference.fusion import resolve_overlap  # noqa: E402
+from basicsr.inference.loader import find_checkpoint  # noqa: E402
+from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, unit_to_u8  # noqa: E402
+from basicsr.utils.options import parse_device  # noqa: E402
 
-# what a single failing pair may raise without stopping a folder run
+VIDEO_CODECS = {'.avi': 'MJPG', '.mp4': 'mp4v', '.mov': 'mp4v', '.m4v': 'mp4v', '.mkv': 'MJPG'}
+VIDEO_EXTENSIONS = tuple(VIDEO_CODECS) + ('.webm', '.mpg', '.mpeg', '.wmv', '.ts')
+SAVE_KINDS = ('fused', 'grid', 'mask')
+# what a single failing pair may raise without stopping the run (out of memory: RuntimeError)
 PAIR_ERRORS = (DGFusionError, RuntimeError, ValueError, OSError, cv2.error)
-DEFAULT_OVERLAP = 32
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--weights', required=True, type=Path,
-                        help='checkpoint file or checkpoints folder')
-    parser.add_argument('--vis', required=True, type=Path, help='visible image or folder')
-    parser.add_argument('--ir', required=True, type=Path, help='infrared image or folder')
-    parser.add_argument('--out', required=True, type=Path, help='output image or folder')
+    parser.add_argument('--weights', required=True, type=Path, help='checkpoint file or checkpoints folder')
+    parser.add_argument('--vis', required=True, type=Path, help='visible image, folder or video')
+    parser.add_argument('--ir', required=True, type=Path, help='infrared image, folder or video')
+    parser.add_argument('--out', required=True, type=Path,
+                        help='output image, folder or video (a folder with --frames)')
+    parser.add_argument('--frames', action='store_true', help='video input: write PNG frames into --out')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--batch', type=int, default=1, help='frames per network pass (same-size pairs)')
     parser.add_argument('--no-ema', action='store_true', help="use 'params', not 'params_ema'")
-    parser.add_argument('--tile', type=int, default=0,
-                        help='tile size in pixels (0: whole image, the default)')
+    parser.add_argument('--tile', type=int, default=None, help='fuse in N x N tiles (N >= 32)')
     parser.add_argument('--tile-overlap', type=int, default=None,
-                        help=f'overlap of neighbouring tiles (default {DEFAULT_OVERLAP})')
-    parser.add_argument('--ext', default='png', help='output extension in folder mode')
+                        help=f'pixels shared by neighbouring tiles (default {DEFAULT_OVERLAP}, a quarter of smaller tiles)')
+    parser.add_argument('--ir-range', default=DEFAULT_IR_RANGE,
+                        help=f'16-bit images: minmax, percentile:LO,HI or fixed:LO,HI (default {DEFAULT_IR_RANGE})')
+    parser.add_argument('--resize', choices=('ir', 'vis'), default=None,
+                        help='resample this modality when the sizes of a pair differ')
+    parser.add_argument('--save', nargs='+', default=['fused'], metavar='KIND',
+                        help=f"what to write: {', '.join(SAVE_KINDS)} (default fused)")
+    parser.add_argument('--ext', default='png', help='image extension of fused images (folder mode)')
+    parser.add_argument('--max-memory', type=float, default=None, metavar='GIB',
+                        help='memory a network pass may use (default: 90%% of the free memory)')
     return parser.parse_args(argv)
 
 
-def first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+# ---------------------------------------------------------------- inputs
+
+@dataclass
+class Item:
+    """One pair to fuse, or the reason it cannot be."""
+
+    stem: str
+    pair: Optional[Pair] = None
+    error: Optional[str] = None
 
 
-# ---------------------------------------------------------------- reading and fusing
-
-def load_pair(vis_path: Path, ir_path: Path) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Read one pair as the test dataset does.
-
-    Returns:
-        ``vis`` (1,3,H,W) RGB or (1,1,H,W) gray and ``ir`` (1,1,H,W), float32 in [0, 1].
-
-    Raises:
-        DataError: unreadable file or different sizes.
-    """
-    vis_raw, ir_raw = read_image(vis_path), ir_to_gray(read_image(ir_path))
-    if vis_raw.shape[:2] != ir_raw.shape[:2]:
-        raise DataError(f"{vis_path} is {vis_raw.shape[0]}x{vis_raw.shape[1]} but "
-                        f"{ir_path} is {ir_raw.shape[0]}x{ir_raw.shape[1]}")
-    vis = img2tensor(to_float01(vis_raw))[None]
-    ir = img2tensor(to_float01(ir_raw))[None]
-    return vis, ir
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> List[int]:
-    """Start offsets of tiles of size ``tile`` covering ``0..length`` with >= ``overlap`` shared."""
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, tile - overlap))
-    return starts + [length - tile]
+def open_video(path: Path, role: str) -> cv2.VideoCapture:
+    if not path.is_file():
+        raise DataError(f"{role}: {path} does not exist")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise DataError(f"{role}: {path}: cannot open the video (unknown container or codec)")
+    return cap
 
 
-def _ramp(size: int, overlap: int, ramp_start: bool, ramp_end: bool,
-          device: torch.device) -> torch.Tensor:
-    """(size,) float32 weights: 1 inside, rising over ``overlap`` pixels at shared borders."""
-    w = torch.ones(size, device=device)
-    if overlap > 0:
-        edge = torch.arange(1, size + 1, device=device, dtype=torch.float32) / (overlap + 1)
-        if ramp_start:
-            w = torch.minimum(w, edge)
-        if ramp_end:
-            w = torch.minimum(w, edge.flip(0))
-    return w
+def video_items(vis_cap: cv2.VideoCapture, ir_cap: cv2.VideoCapture, args: argparse.Namespace,
+                warnings: List[str]) -> Iterator[Item]:
+    """Frame pairs of two videos; stops at the shorter stream (a warning says which)."""
+    rule = parse_ir_range(args.ir_range)
+    limits = None
+    index = 0
+    while True:
+        ok_vis, vis = vis_cap.read()
+        ok_ir, ir = ir_cap.read()
+        if not (ok_vis and ok_ir):
+            if ok_vis or ok_ir:
+                short, other = ('infrared', 'visible') if ok_vis else ('visible', 'infrared')
+                warnings.append(f"the {short} video ended after {index} frames; the rest of the "
+                                f"{other} video was not fused")
+            return
+        stem = f"{index:06d}"
+        try:
+            pair = read_pair(to_rgb(vis), to_rgb(ir), rule, args.resize, limits, stem=stem)
+            limits = limits or pair.ir_limits  # hold the first 16-bit frame's range
+            yield Item(stem, pair)
+        except PAIR_ERRORS as err:
+            yield Item(stem, error=one_line(err))
+        index += 1
 
 
-@torch.inference_mode()
-def fuse_tiled(net: nn.Module, vis_y: torch.Tensor, ir: torch.Tensor, tile: int,
-               overlap: int) -> torch.Tensor:
-    """Network output on overlapping tiles, blended with linear ramps.
-
-    Args:
-        net: DGFusion, ``net(vis_y, ir) -> fused_y``.
-        vis_y, ir: (B,1,H,W) float in [0, 1], same device as ``net``.
-        tile: tile side in pixels (> ``overlap``).
-        overlap: pixels shared by neighbouring tiles (>= 0).
-    Returns:
-        (B,1,H,W) fused luminance, not clamped (like ``net``'s output).
-    """
-    _, _, h, w = vis_y.shape
-    acc = torch.zeros_like(vis_y, dtype=torch.float32)
-    weight = torch.zeros((1, 1, h, w), dtype=torch.float32, device=vis_y.device)
-    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
-    for y0 in ys:
-        th = min(tile, h)
-        wy = _ramp(th, overlap, y0 > 0, y0 + th < h, vis_y.device)
-        for x0 in xs:
-            tw = min(tile, w)
-            wx = _ramp(tw, overlap, x0 > 0, x0 + tw < w, vis_y.device)
-            win = (wy[:, None] * wx[None, :])[None, None]
-            part = net(vis_y[..., y0:y0 + th, x0:x0 + tw], ir[..., y0:y0 + th, x0:x0 + tw])
-            acc[..., y0:y0 + th, x0:x0 + tw] += part.float() * win
-            weight[..., y0:y0 + th, x0:x0 + tw] += win
-    return (acc / weight).to(vis_y.dtype)
+def to_rgb(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if frame.ndim == 3 and frame.shape[2] == 3 else frame
 
 
-def fuse_pair(model, vis: torch.Tensor, ir: torch.Tensor, tile: int = 0,
-              overlap: int = DEFAULT_OVERLAP) -> torch.Tensor:
-    """``model.fuse`` (whole image) or the same colour handling around :func:`fuse_tiled`.
-
-    Args:
-        model: ``FusionModel`` built with ``is_train=False``.
-        vis: (1,3,H,W) RGB or (1,1,H,W) gray; ``ir``: (1,1,H,W); float in [0, 1].
-    Returns:
-        (1,3,H,W) or (1,1,H,W) float32 in [0, 1] on ``model.device``.
-    """
-    from basicsr.models.fusion_model import merge_luma, split_luma
-    if tile <= 0 or (vis.shape[-2] <= tile and vis.shape[-1] <= tile):
-        return model.fuse(vis, ir)
-    vis_y, cbcr = split_luma(vis.to(model.device))
-    fused_y = fuse_tiled(model.net_g, vis_y, ir.to(model.device), tile, overlap)
-    return merge_luma(fused_y.float(), cbcr)
+def file_items(jobs: List[Dict[str, Path]], unmatched: List[Tuple[str, str]],
+               args: argparse.Namespace) -> Iterator[Item]:
+    rule = parse_ir_range(args.ir_range)
+    for stem, message in unmatched:
+        yield Item(stem, error=message)
+    for job in jobs:
+        try:
+            yield Item(job['stem'], read_pair(job['vis'], job['ir'], rule, args.resize, stem=job['stem']))
+        except PAIR_ERRORS as err:
+            yield Item(job['stem'], error=one_line(err))
 
 
-# ---------------------------------------------------------------- command line
+def prefetch(make: Callable[[], Iterator[Item]], depth: int) -> Iterator[Item]:
+    """Run the generator ``make()`` in a background thread (decoding overlaps fusing)."""
+    q: 'queue.Queue' = queue.Queue(maxsize=max(depth, 1))
+    stop = threading.Event()
+    end = object()
+
+    def work() -> None:
+        try:
+            for item in make():
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            q.put(exc)
+        q.put(end)
+
+    thread = threading.Thread(target=work, name='decode', daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+# ---------------------------------------------------------------- outputs
+
+class ImageSink:
+    """Writes ``<folder>/<stem><ext>``, or one fixed file, atomically."""
+
+    def __init__(self, folder: Optional[Path] = None, ext: str = '.png', single: Optional[Path] = None):
+        self.folder, self.ext, self.single = folder, ext, single
+        self.count = 0
+
+    def write(self, stem: str, img: np.ndarray) -> None:
+        write_image(self.single or self.folder / f"{stem}{self.ext}", img)
+        self.count += 1
+
+    def close(self) -> None:
+        pass
+
+
+class VideoSink:
+    """Writes frames to a temporary video beside ``path``, renamed onto it when closed."""
+
+    def __init__(self, path: Path, fps: float, size: Tuple[int, int]):
+        self.path = path
+        self.tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+        codec = VIDEO_CODECS.get(path.suffix.lower())
+        if codec is None:
+            raise ConfigError(f"--out: {path}: video output must end in "
+                              f"{', '.join(VIDEO_CODECS)} (or use --frames)")
+        h, w = size
+        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
+        if not self.writer.isOpened():
+            self.tmp.unlink(missing_ok=True)
+            raise ConfigError(f"--out: {path}: OpenCV cannot write {codec} video here "
+                              f"(try .avi, or --frames)")
+        self.size, self.count = size, 0
+
+    def write(self, stem: str, img: np.ndarray) -> None:
+        if img.shape[:2] != self.size:
+            raise DataError(f"frame {stem} is {img.shape[0]}x{img.shape[1]}, the video is "
+                            f"{self.size[0]}x{self.size[1]}")
+        rgb = img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self.count += 1
+
+    def close(self) -> None:
+        self.writer.release()
+        if self.count:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def as_rgb(img: np.ndarray) -> np.ndarray:
+    return np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img
+
+
+def grid_image(pair: Pair, fused: np.ndarray) -> np.ndarray:
+    """vis | ir | fused side by side, (H, 3W, 3) uint8 RGB; ir as the network saw it."""
+    vis = unit_to_u8(pair.vis.permute(1, 2, 0).numpy())
+    ir = unit_to_u8(pair.ir[0].numpy())
+    return np.concatenate([as_rgb(vis[..., 0] if vis.shape[2] == 1 else vis), as_rgb(ir),
+                           as_rgb(fused)], axis=1)
+
+
+def mask_image(pair: Pair) -> np.ndarray:
+    from basicsr.utils.saliency import saliency_mask_u8
+    vis = unit_to_u8(pair.vis.permute(1, 2, 0).numpy())
+    return saliency_mask_u8(vis[..., 0] if vis.shape[2] == 1 else vis, unit_to_u8(pair.ir[0].numpy()))
+
+
+# ---------------------------------------------------------------- planning
+
+@dataclass
+class Plan:
+    mode: str                      # 'single', 'folder' or 'video'
+    items: Callable[[], Iterator[Item]]
+    total: Optional[int]
+    sinks: Dict[str, object]
+    where: str                     # what to report at the end
+
+
+def check_args(args: argparse.Namespace) -> Optional[int]:
+    """Validate flags that need no file; return the tile overlap (None: the default)."""
+    overlap = args.tile_overlap
+    if args.tile_overlap is not None and args.tile is None:
+        raise ConfigError('--tile-overlap needs --tile')
+    try:
+        check_tile(args.tile, overlap)
+    except ConfigError as err:
+        raise ConfigError(f"--tile: {err}") from None
+    if args.batch < 1:
+        raise ConfigError(f"--batch: {args.batch} must be >= 1")
+    if args.max_memory is not None and args.max_memory <= 0:
+        raise ConfigError(f"--max-memory: {args.max_memory} must be > 0 (GiB)")
+    bad = [k for k in args.save if k not in SAVE_KINDS]
+    if bad:
+        raise ConfigError(f"--save: {', '.join(bad)} is not one of {', '.join(SAVE_KINDS)}")
+    parse_ir_range(args.ir_range)
+    return overlap
+
 
 def check_ext(ext: str) -> str:
     ext = '.' + ext.lstrip('.').lower()
     if ext not in IMAGE_EXTENSIONS:
-        raise ConfigError(f"--ext: '{ext[1:]}' is not one of "
-                          f"{', '.join(e[1:] for e in IMAGE_EXTENSIONS)}")
+        raise ConfigError(f"--ext: '{ext[1:]}' is not one of {', '.join(e[1:] for e in IMAGE_EXTENSIONS)}")
     return ext
 
 
-def plan_jobs(args: argparse.Namespace) -> Tuple[List[Dict[str, Path]], bool]:
-    """``([{'stem', 'vis', 'ir', 'out'}...], folder_mode)`` from the path arguments."""
+def folder_sinks(out: Path, ext: str, save: Sequence[str]) -> Dict[str, object]:
+    sinks: Dict[str, object] = {}
+    for kind in save:
+        folder = out if kind == 'fused' else out / kind
+        sinks[kind] = ImageSink(ensure_writable_dir(folder, f"--out {kind} folder"),
+                                ext if kind == 'fused' else '.png')
+    return sinks
+
+
+def plan_run(args: argparse.Namespace, warnings: List[str]) -> Plan:
+    """Classify the inputs, check every output location, and say how to produce the items."""
     ext = check_ext(args.ext)
     vis, ir, out = args.vis, args.ir, args.out
+    for role, path in (('--vis', vis), ('--ir', ir)):
+        if out.resolve() == path.resolve():
+            raise ConfigError(f"--out: {out} is the {role} input; choose another location")
     if vis.is_dir() and ir.is_dir():
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out: {out} is a file; folder inputs need an output folder")
-        for role, folder in (('--vis', vis), ('--ir', ir)):
-            if out.resolve() == folder.resolve():
-                raise ConfigError(f"--out: {out} is the {role} folder; choose another folder")
-        jobs = pair_by_stem([('vis', vis), ('ir', ir)])
-        for job in jobs:
-            job['out'] = out / f"{job['stem']}{ext}"
-        return jobs, True
+        jobs, unmatched = match_folders(vis, ir)
+        sinks = folder_sinks(out, ext, args.save)
+        return Plan('folder', lambda: file_items(jobs, unmatched, args), len(jobs) + len(unmatched),
+                    sinks, f"{out}")
+    if is_video(vis) or is_video(ir):
+        if not (is_video(vis) and is_video(ir)):
+            raise ConfigError(f"--vis {vis} and --ir {ir}: give two videos, two images or two folders")
+        return plan_video(args, ext, warnings)
     for role, path in (('--vis', vis), ('--ir', ir)):
         if not path.exists():
             raise DataError(f"{role}: {path} does not exist")
@@ -196,96 +341,152 @@ def plan_jobs(args: argparse.Namespace) -> Tuple[List[Dict[str, Path]], bool]:
     if out.is_dir():
         out = out / f"{vis.stem}{ext}"
     elif out.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise ConfigError(f"--out: {out} needs an image extension "
-                          f"({', '.join(IMAGE_EXTENSIONS)}) or must be an existing folder")
-    if out.resolve() in (vis.resolve(), ir.resolve()):
-        raise ConfigError(f"--out: {out} would overwrite an input image")
-    return [{'stem': vis.stem, 'vis': vis, 'ir': ir, 'out': out}], False
+        raise ConfigError(f"--out: {out} needs an image extension ({', '.join(IMAGE_EXTENSIONS)}) "
+                          f"or must be an existing folder")
+    sinks = {}
+    for kind in args.save:
+        target = out if kind == 'fused' else out.with_name(f"{out.stem}_{kind}.png")
+        sinks[kind] = ImageSink(single=ensure_writable_file(target, f"--out {kind} file"))
+    rule = parse_ir_range(args.ir_range)
+    items = lambda: iter([Item(vis.stem, read_pair(vis, ir, rule, args.resize, stem=vis.stem))])  # noqa: E731
+    return Plan('single', items, 1, sinks, str(out))
 
 
-def load_model(args: argparse.Namespace):
-    """Device, checkpoint path and an inference ``FusionModel`` from the arguments."""
-    from basicsr.models.fusion_model import FusionModel
-    from basicsr.utils.checkpoint import load_network
-    from basicsr.utils.dist import resolve_device
-    from basicsr.utils.options import parse_device, resolve_checkpoint_path
+def plan_video(args: argparse.Namespace, ext: str, warnings: List[str]) -> Plan:
+    vis_cap, ir_cap = open_video(args.vis, '--vis'), open_video(args.ir, '--ir')
+    fps = vis_cap.get(cv2.CAP_PROP_FPS) or 25.0
+    size = {name: (int(c.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(c.get(cv2.CAP_PROP_FRAME_WIDTH)))
+            for name, c in (('vis', vis_cap), ('ir', ir_cap))}
+    if size['vis'] != size['ir'] and args.resize is None:
+        raise DataError(f"{args.vis} is {size['vis'][0]}x{size['vis'][1]} but {args.ir} is "
+                        f"{size['ir'][0]}x{size['ir'][1]} (resample one with --resize ir|vis)")
+    frame = size['ir'] if args.resize == 'vis' else size['vis']
+    counts = [int(c.get(cv2.CAP_PROP_FRAME_COUNT)) for c in (vis_cap, ir_cap)]
+    total = min(counts) if min(counts) > 0 else None
+    out = args.out
+    if args.frames:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out: {out} is a file; --frames needs an output folder")
+        sinks = folder_sinks(out, ext, args.save)
+    else:
+        sinks = {}
+        try:
+            for kind in args.save:
+                target = out if kind == 'fused' else out.with_name(f"{out.stem}_{kind}{out.suffix}")
+                ensure_writable_file(target, f"--out {kind} video")
+                width = 3 * frame[1] if kind == 'grid' else frame[1]
+                sinks[kind] = VideoSink(target, fps, (frame[0], width))
+        except DGFusionError:
+            for sink in sinks.values():
+                sink.close()
+            raise
+    return Plan('video', lambda: video_items(vis_cap, ir_cap, args, warnings), total, sinks,
+                f"{out} ({fps:g} frames/s)")
 
-    problem = parse_device(args.device)
-    if problem:
-        raise ConfigError(f"--device: {problem}")
-    device = resolve_device(args.device)
-    ckpt = resolve_checkpoint_path(args.weights)
-    if ckpt is None:
-        what = 'folder holds no latest pointer or *.pth file' if args.weights.is_dir() else \
-            'no such checkpoint file or folder'
-        raise CheckpointError(f"--weights: {args.weights}: {what}")
-    net = load_network(ckpt, device=device, use_ema=not args.no_ema)
-    return FusionModel({}, device, net=net, is_train=False), ckpt
+
+# ---------------------------------------------------------------- running
+
+def batches(items: Iterator[Item], size: int) -> Iterator[List[Item]]:
+    """Consecutive items of equal shapes, at most ``size``; a failed item is a batch of its own."""
+    group: List[Item] = []
+    for item in items:
+        if item.pair is None:
+            if group:
+                yield group
+                group = []
+            yield [item]
+            continue
+        shape = (tuple(item.pair.vis.shape), tuple(item.pair.ir.shape))
+        if group and (len(group) == size or shape != (tuple(group[0].pair.vis.shape),
+                                                      tuple(group[0].pair.ir.shape))):
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
 
 
-def check_tiling(args: argparse.Namespace) -> int:
-    overlap = DEFAULT_OVERLAP if args.tile_overlap is None else args.tile_overlap
-    if args.tile < 0:
-        raise ConfigError(f"--tile: {args.tile} must be >= 0 (0 disables tiling)")
-    if args.tile and not 0 <= overlap < args.tile:
-        raise ConfigError(f"--tile-overlap: {overlap} must be >= 0 and below --tile {args.tile}")
-    if args.tile_overlap is not None and not args.tile:
-        raise ConfigError("--tile-overlap needs --tile")
-    return overlap
-
-
-def print_summary(latencies: List[float], device: torch.device, n_failed: int) -> None:
-    if latencies:
-        ms = [1000.0 * t for t in latencies]
-        line = (f"fused {len(ms)} image(s) on {device}: latency per image median "
-                f"{statistics.median(ms):.1f} ms, mean {statistics.fmean(ms):.1f} ms, "
-                f"min {min(ms):.1f} ms, max {max(ms):.1f} ms")
-        if len(ms) > 1:
-            line += f" (first {ms[0]:.1f} ms, includes warm-up)"
-        print(line)
-    if n_failed:
-        print(f"{n_failed} pair(s) failed", file=sys.stderr)
+def fuse_batch(net, group: List[Item], args: argparse.Namespace, overlap: Optional[int],
+               sinks: Dict[str, object]) -> float:
+    """Fuse and write one batch; returns its compute seconds."""
+    budget = int(args.max_memory * 2 ** 30) if args.max_memory else None
+    vis = torch.stack([it.pair.vis for it in group])
+    ir = torch.stack([it.pair.ir for it in group])
+    param = next(net.parameters())
+    with Stopwatch(param.device) as watch:
+        fused = fuse(net, vis, ir, tile=args.tile, overlap=overlap, memory_budget=budget)
+    for k, item in enumerate(group):
+        fused_u8 = tensor2img(fused[k])
+        if 'fused' in sinks:
+            sinks['fused'].write(item.stem, fused_u8)
+        if 'grid' in sinks:
+            sinks['grid'].write(item.stem, grid_image(item.pair, fused_u8))
+        if 'mask' in sinks:
+            sinks['mask'].write(item.stem, mask_image(item.pair))
+    return watch.seconds
 
 
 def run(args: argparse.Namespace) -> int:
-    overlap = check_tiling(args)
-    jobs, folder_mode = plan_jobs(args)
-    model, ckpt = load_model(args)
-    print(f"loaded {ckpt}: DGFusion channels {model.net_g.channels}, "
-          f"{sum(p.numel() for p in model.net_g.parameters()):,} parameters, on {model.device}"
-          + (f", tiles {args.tile} overlap {overlap}" if args.tile else ''))
-    sync = model.device.type == 'cuda'
+    overlap = check_args(args)
+    problem = parse_device(args.device)
+    if problem:
+        raise ConfigError(f"--device: {problem}")
+    find_checkpoint(args.weights, '--weights')
+    warnings: List[str] = []
+    plan = plan_run(args, warnings)  # every output location is checked before the model loads
+    try:
+        model = load_model(args.weights, args.device, use_ema=not args.no_ema, where='--weights')
+    except BaseException:
+        for sink in plan.sinks.values():
+            sink.close()
+        raise
+    print(f"loaded {model.describe()}" + (f", tiles {args.tile} overlap "
+                                          f"{resolve_overlap(args.tile, overlap)}" if args.tile else ''))
     latencies: List[float] = []
     failed: List[str] = []
-    # the bar shows on a terminal only, keeping logs and error output clean
-    bar = tqdm(jobs, desc='fuse', unit='img', file=sys.stderr,
-               disable=not (folder_mode and sys.stderr.isatty()))
-    for job in bar:
-        try:
-            vis, ir = load_pair(job['vis'], job['ir'])
-            if sync:
-                torch.cuda.synchronize(model.device)
-            start = time.perf_counter()
-            fused = fuse_pair(model, vis, ir, args.tile, overlap)
-            if sync:
-                torch.cuda.synchronize(model.device)
-            latencies.append(time.perf_counter() - start)
-            write_image(job['out'], tensor2img(fused))
-        except PAIR_ERRORS as err:
-            if not folder_mode:
-                raise DataError(f"{job['stem']}: {first_line(err)}") from None
-            failed.append(job['stem'])
-            tqdm.write(f"failed: {job['stem']}: {first_line(err)}", file=sys.stderr)
-    bar.close()
-    print_summary(latencies, model.device, len(failed))
-    if folder_mode:
-        print(f"wrote {len(jobs) - len(failed)} of {len(jobs)} fused image(s) to {args.out}")
-    else:
-        print(f"wrote {jobs[0]['out']}")
+    done = 0
+    unit = 'frame' if plan.mode == 'video' else 'img'
+    interrupted = False
+    start = time.perf_counter()
+    bar = tqdm(total=plan.total, desc='fuse', unit=unit, file=sys.stderr,
+               disable=not (plan.mode != 'single' and sys.stderr.isatty()))
+    try:
+        for group in batches(prefetch(plan.items, 2 * args.batch), args.batch):
+            if group[0].pair is None:
+                failed.append(group[0].stem)
+                tqdm.write(f"failed: {group[0].stem}: {group[0].error}", file=sys.stderr)
+            else:
+                try:
+                    seconds = fuse_batch(model.net, group, args, overlap, plan.sinks)
+                    latencies += [seconds / len(group)] * len(group)
+                    done += len(group)
+                except PAIR_ERRORS as err:
+                    if plan.mode == 'single':
+                        raise DataError(f"{group[0].stem}: {one_line(err)}") from None
+                    for item in group:
+                        failed.append(item.stem)
+                        tqdm.write(f"failed: {item.stem}: {one_line(err)}", file=sys.stderr)
+            bar.update(len(group))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        for sink in plan.sinks.values():
+            sink.close()
+    elapsed = time.perf_counter() - start
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if interrupted:
+        print(f"interrupted: {done} {unit}(s) fused and kept in {plan.where}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(latency_summary(latencies, model.device, 'frame' if plan.mode == 'video' else 'image'))
+    if plan.mode != 'single' and elapsed > 0:
+        print(f"{done} {unit}(s) in {elapsed:.1f} s ({done / elapsed:.2f} {unit}/s with reading and writing)")
+    print(f"wrote {done} of {done + len(failed)} to {plan.where}")
     if failed:
-        print(f"failed pairs: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+        print(f"{len(failed)} failed: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_ITEMS_FAILED
+    return EXIT_OK
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -293,14 +494,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return run(args)
     except DGFusionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (OSError, RuntimeError) as err:  # e.g. an unwritable output folder, out of memory
-        print(f"error: {first_line(err)}", file=sys.stderr)
-        return 2
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return EXIT_SETUP
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == '__main__':

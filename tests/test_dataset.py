@@ -29,10 +29,14 @@ def test_pairs_by_stem_across_extensions(tmp_path):
 def test_unmatched_stems_named(tmp_path):
     dirs = write_pairs(tmp_path, n=3, masks=False)
     (dirs['ir'] / '001.png').rename(dirs['ir'] / 'zzz.png')
-    with pytest.raises(DataError) as info:
-        PairedFusionDataset(str(dirs['vis']), str(dirs['ir']))
+    with pytest.raises(DataError) as info:  # training refuses the set
+        PairedFusionDataset(str(dirs['vis']), str(dirs['ir']), phase='train')
     msg = str(info.value)
     assert 'unmatched image names' in msg and '(001)' in msg and '(zzz)' in msg
+    ds = PairedFusionDataset(str(dirs['vis']), str(dirs['ir']))  # testing lists and skips them
+    assert [p['stem'] for p in ds.pairs] == ['000', '002']
+    assert [stem for stem, _ in ds.unmatched] == ['001', 'zzz']
+    assert 'no infrared image' in ds.unmatched[0][1] and 'no visible image' in ds.unmatched[1][1]
 
 
 def test_size_mismatch_and_unreadable_name_the_file(tmp_path):
@@ -112,13 +116,22 @@ def test_test_phase_whole_images_no_mask_gray_and_16bit(tmp_path):
     cv2.imwrite(str(tmp_path / 'vis' / 'x.png'), gray_vis)
     cv2.imwrite(str(tmp_path / 'ir' / 'x.tif'), ir16)
     ds = build_dataset({'name': 't', 'type': 'PairedFusionDataset', 'dataroot_vis': str(tmp_path / 'vis'),
-                        'dataroot_ir': str(tmp_path / 'ir'), 'batch_size_per_gpu': 1})
+                        'dataroot_ir': str(tmp_path / 'ir'), 'batch_size_per_gpu': 1,
+                        'ir_range': 'minmax'})
     item = ds[0]
     assert 'mask' not in item and item['vis_gray'] is True
     assert item['vis'].shape == (3, 6, 7) and float(item['vis'][1, 0, 0]) == pytest.approx(100 / 255)
     ir = item['ir'][0].numpy()
     assert ir.min() == 0.0 and ir.max() == 1.0           # 16-bit: min-max per image
     assert ir[0, 1] == pytest.approx(1000 / 41000)
+    # the metrics' reference: 8-bit as stored, round(255 * scaled)
+    assert item['ir_u8'][0, 1] == round(255 * 1000 / 41000) and item['vis_u8'].shape == (6, 7)
+    # default rule: 0.5th..99.5th percentile (numpy's linear interpolation) of the raw values
+    ds = PairedFusionDataset(str(tmp_path / 'vis'), str(tmp_path / 'ir'))
+    lo, hi = 5000 + 1000 * 0.005 * 41, 5000 + 1000 * 0.995 * 41
+    ir = ds[0]['ir'][0].numpy()
+    assert ir[0, 0] == 0.0 and ir[5, 6] == 1.0
+    assert ir[2, 3] == pytest.approx((ir16[2, 3] - lo) / (hi - lo), rel=1e-6)
 
 
 def test_three_channel_ir_taken_as_gray(tmp_path):

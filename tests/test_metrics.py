@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -511,13 +512,70 @@ def _assert_one_line_error(res, *needles):
 def test_evaluate_errors(folders):
     base = ['--vis', folders / 'vi', '--ir', folders / 'ir', '--workers', '1']
     _assert_one_line_error(_run_eval('--fused', folders / 'nope', *base), 'nope')
-    cv2.imwrite(str(folders / 'vi' / 'c3.png'), rand_u8(20, 20, 3))
-    _assert_one_line_error(_run_eval('--fused', folders / 'fused', *base), 'c3')
-    (folders / 'vi' / 'c3.png').unlink()
     _assert_one_line_error(_run_eval('--fused', folders / 'fused', *base, '--metrics', 'CE'), 'CE')
+    _assert_one_line_error(_run_eval('--fused', folders / 'fused', *base, '--ir-range', 'gamma'),
+                           '--ir-range', 'gamma')
+    _assert_one_line_error(_run_eval('--fused', folders / 'fused', *base,
+                                     '--out', folders / 'vi'), '--out', 'is a folder')
+
+
+def test_evaluate_skips_bad_items_by_name(folders):
+    """An unpaired source and a wrongly sized fused image are named and skipped; exit 1."""
+    cv2.imwrite(str(folders / 'vi' / 'c3.png'), rand_u8(20, 20, 3))
     cv2.imwrite(str(folders / 'fused' / 'b2_M.png'), rand_u8(21, 20))
-    _assert_one_line_error(_run_eval('--fused', folders / 'fused', *base, '--fused-suffix', '_M',
-                                     '--metrics', 'EN'), 'b2', 'sizes differ')
+    out = folders / 'table.csv'
+    res = _run_eval('--fused', folders / 'fused', '--vis', folders / 'vi', '--ir', folders / 'ir',
+                    '--fused-suffix', '_M', '--metrics', 'EN', '--workers', '1', '--out', out)
+    assert res.returncode == 1
+    assert re.search(r'failed: b2: b2_M\.png: .*sizes differ', res.stderr)
+    assert re.search(r'failed: c3: c3\.png has no infrared image', res.stderr)
+    assert 'Traceback' not in res.stderr
+    rows = _read_csv(out)
+    assert [r[0] for r in rows[1:]] == ['a1', 'mean']
+    assert float(rows[1][1]) == pytest.approx(1.0, abs=1e-12) and rows[2][1] == rows[1][1]
+
+
+def test_evaluate_n_a_values_with_reason_and_counted_mean(tmp_path):
+    """vifb SSIM (11x11 windows) is undefined on a 9x9 image: n/a, reason, mean over the others."""
+    for d in ('vi', 'ir', 'fused'):
+        (tmp_path / d).mkdir()
+    for stem, size in (('big', 24), ('small', 9)):
+        cv2.imwrite(str(tmp_path / 'vi' / f'{stem}.png'), rand_u8(size, size, 3))
+        cv2.imwrite(str(tmp_path / 'ir' / f'{stem}.png'), rand_u8(size, size))
+        cv2.imwrite(str(tmp_path / 'fused' / f'{stem}.png'), rand_u8(size, size, 3))
+    out = tmp_path / 'table.csv'
+    res = _run_eval('--fused', tmp_path / 'fused', '--vis', tmp_path / 'vi', '--ir', tmp_path / 'ir',
+                    '--fused-suffix', '', '--metrics', 'EN', 'SSIM', '--workers', '1', '--out', out,
+                    '--convention', 'vifb')
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"n/a: small: SSIM n/a \(NaN: 9x9 is too small for the metric's windows\)",
+                     res.stdout)
+    assert re.search(r'\| fused \| 2 \| [-\d.]+ \| [-\d.]+ \(1 of 2\) \|', res.stdout)
+    rows = _read_csv(out)
+    assert [r[0] for r in rows[1:]] == ['big', 'small', 'mean', 'images']
+    assert rows[2][2] == 'n/a' and rows[3][2] == rows[1][2] and rows[4] == ['images', '2', '1']
+    assert float(rows[3][1]) == pytest.approx((float(rows[1][1]) + float(rows[2][1])) / 2)
+
+
+def test_evaluate_reads_16bit_infrared_with_the_range_rule(tmp_path):
+    """A 16-bit infrared file is mapped to 8 bits by --ir-range, not refused."""
+    for d in ('vi', 'ir', 'fused'):
+        (tmp_path / d).mkdir()
+    ir16 = (np.arange(400, dtype=np.uint16).reshape(20, 20) * 50 + 3000)
+    cv2.imwrite(str(tmp_path / 'ir' / 'a.png'), ir16)
+    cv2.imwrite(str(tmp_path / 'vi' / 'a.png'), rand_u8(20, 20))
+    fused = rand_u8(20, 20)
+    cv2.imwrite(str(tmp_path / 'fused' / 'a.png'), fused)
+    out = tmp_path / 't.csv'
+    res = _run_eval('--fused', tmp_path / 'fused', '--vis', tmp_path / 'vi', '--ir', tmp_path / 'ir',
+                    '--fused-suffix', '', '--metrics', 'CC', '--workers', '1', '--out', out,
+                    '--ir-range', 'fixed:3000,22950')
+    assert res.returncode == 0, res.stderr
+    ir8 = np.round((ir16.astype(float) - 3000) / 19950 * 255)       # exact linear map
+    vis = read_image_rgb(tmp_path / 'vi' / 'a.png').astype(float)
+    f = fused.astype(float)
+    cc = (np.corrcoef(ir8.ravel(), f.ravel())[0, 1] + np.corrcoef(vis.ravel(), f.ravel())[0, 1]) / 2
+    assert float(_read_csv(out)[1][1]) == pytest.approx(cc, rel=1e-9)
 
 
 def test_registry_entries_are_whole_image_metric_functions():
@@ -528,3 +586,27 @@ def test_registry_entries_are_whole_image_metric_functions():
     src = np.full((4, 4), 7, np.uint8)
     for conv in ('vifb', 'tang', 'cddfuse'):
         assert METRIC_REGISTRY.get('EN')(fused, src, src, conv) == pytest.approx(1.0)
+
+
+def test_evaluate_ctrl_c_exits_130_with_one_line(folders, capsys, monkeypatch):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('script_evaluate_ctrl_c', ROOT / 'scripts' / 'evaluate.py')
+    evaluate = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = evaluate
+    spec.loader.exec_module(evaluate)
+    real, calls = evaluate.evaluate_stem, []
+
+    def stop_on_second(task):
+        calls.append(task[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(task)
+
+    monkeypatch.setattr(evaluate, 'evaluate_stem', stop_on_second)
+    out = folders / 'partial.csv'
+    code = evaluate.main(['--fused', str(folders / 'fused'), '--vis', str(folders / 'vi'), '--ir',
+                          str(folders / 'ir'), '--fused-suffix', '_M', '--metrics', 'EN',
+                          '--workers', '1', '--out', str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 130 and len(err) == 1 and err[0].startswith('interrupted: 1 of 2 images')
+    assert [r[0] for r in _read_csv(out)[1:]] == ['a1', 'mean']

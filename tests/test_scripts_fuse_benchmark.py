@@ -1,4 +1,4 @@
-"""scripts/fuse.py (own images, folders or one pair) and scripts/benchmark.py (runs, prints)."""
+"""scripts/fuse.py (one pair, folders, videos; robust to bad files) and scripts/benchmark.py."""
 from __future__ import annotations
 
 import importlib.util
@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import cv2
@@ -14,19 +15,20 @@ import numpy as np
 import pytest
 import torch
 
-from basicsr.data.fusion_dataset import PairedFusionDataset
-from basicsr.models.fusion_model import FusionModel
-from basicsr.utils.checkpoint import load_network
+from basicsr.inference import fuse, load_model, read_pair
 from basicsr.utils.img_util import tensor2img
+from basicsr.utils.ir_range import parse_ir_range
+from basicsr.utils.saliency import saliency_mask_u8
 from tests.conftest import REPO, write_pairs
 
 PARITY = REPO / 'tests' / 'data' / 'dgfusion_c4.pt'
-ENV = dict(os.environ, OMP_NUM_THREADS='1')  # same float results as the in-test reference
+ENV = dict(os.environ, OMP_NUM_THREADS='1')
 
 
 def load_script(name: str):
     spec = importlib.util.spec_from_file_location(f'script_{name}', REPO / 'scripts' / f'{name}.py')
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -34,6 +36,13 @@ def load_script(name: str):
 def run_script(name: str, *args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / 'scripts' / f'{name}.py'), *map(str, args)],
                           cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def run_fuse(capsys, *args):
+    """scripts/fuse.py in this process: (exit code, stdout, stderr)."""
+    code = load_script('fuse').main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 @pytest.fixture
@@ -44,25 +53,11 @@ def published_ckpt(tmp_path) -> Path:
     return path
 
 
-def test_pixels(ckpt: Path, vis_dir: Path, ir_dir: Path) -> dict:
-    """stem -> the uint8 image basicsr/test.py writes: test dataset, model.fuse, tensor2img."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model = FusionModel({}, torch.device('cpu'), net=load_network(ckpt), is_train=False)
-        out = {}
-        dataset = PairedFusionDataset(str(vis_dir), str(ir_dir), phase='test')
-        for item in (dataset[i] for i in range(len(dataset))):  # indices wrap: no plain iter
-            vis = item['vis'][None]
-            if item['vis_gray']:  # test.py: gray in, gray out
-                vis = vis[:, :1]
-            out[item['stem']] = tensor2img(model.fuse(vis, item['ir'][None]))
-    finally:
-        torch.set_num_threads(threads)
-    return out
-
-
-test_pixels.__test__ = False  # a helper, not a test
+def expected_fused(ckpt: Path, vis, ir, rule: str = 'percentile:0.5,99.5', resize=None) -> np.ndarray:
+    """What the shared inference path gives for one pair (files or RGB frames)."""
+    pair = read_pair(vis, ir, parse_ir_range(rule), resize)
+    net = load_model(ckpt, 'cpu').net
+    return tensor2img(fuse(net, pair.vis[None], pair.ir[None]))
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -70,110 +65,211 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if img.ndim == 3 else img
 
 
-# ---------------------------------------------------------------- fuse.py
+def huge_declared_png(path: Path, side: int = 60000) -> None:
+    """A valid 2x2 PNG whose header is patched to claim ``side`` x ``side`` pixels."""
+    data = bytearray(cv2.imencode('.png', np.zeros((2, 2), np.uint8))[1].tobytes())
+    data[16:24] = side.to_bytes(4, 'big') * 2
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, 'big')
+    path.write_bytes(bytes(data))
 
-def test_folder_mode_matches_test_script_rgb_gray_16bit(tmp_path, published_ckpt):
-    data = write_pairs(tmp_path / 'data', n=3, size=(19, 26), masks=False, seed=3)
-    gray_vis = data['vis'] / '001.png'  # pair 001: gray visible -> gray result
-    cv2.imwrite(str(gray_vis), cv2.imread(str(gray_vis), cv2.IMREAD_GRAYSCALE))
-    rng = np.random.default_rng(4)  # pair 002: 16-bit infrared (min-max scaled), 3 channels
-    (data['ir'] / '002.png').unlink()
-    cv2.imwrite(str(data['ir'] / '002.tif'),
-                rng.integers(1000, 30000, (19, 26, 3), dtype=np.uint16))
+
+def write_video(path: Path, frames, fps: float) -> None:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), fps, (w, h))
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f if f.ndim == 3 else cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+    writer.release()
+
+
+def decoded_frames(path: Path):
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return frames, cap.get(cv2.CAP_PROP_FPS)
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+
+
+# ---------------------------------------------------------------- fuse.py: images and folders
+
+def test_folder_with_bad_files_fuses_the_rest(tmp_path, published_ckpt, capsys):
+    data = write_pairs(tmp_path / 'data', n=8, size=(19, 26), masks=False, seed=3)
+    vis_dir, ir_dir = data['vis'], data['ir']
+    cv2.imwrite(str(vis_dir / '001.png'), cv2.imread(str(vis_dir / '001.png'), cv2.IMREAD_GRAYSCALE))
+    rng = np.random.default_rng(4)  # 002: 16-bit infrared with 3 channels
+    (ir_dir / '002.png').unlink()
+    cv2.imwrite(str(ir_dir / '002.tif'), rng.integers(1000, 30000, (19, 26, 3), dtype=np.uint16))
+    (vis_dir / '003.png').write_bytes(b'not an image at all')
+    (ir_dir / '004.png').write_bytes(b'')                                    # zero bytes
+    good = (vis_dir / '005.png').read_bytes()
+    (vis_dir / '005.png').write_bytes(good[:len(good) // 2])                 # truncated
+    cv2.imwrite(str(ir_dir / '006.png'), np.zeros((10, 26), np.uint8))       # wrong size
+    huge_declared_png(vis_dir / '007.png')                                   # 60000x60000 header
+    cv2.imwrite(str(vis_dir / 'zzz.png'), np.zeros((19, 26, 3), np.uint8))   # no partner
     out_dir = tmp_path / 'fused'
-    res = run_script('fuse', '--weights', published_ckpt, '--vis', data['vis'],
-                     '--ir', data['ir'], '--out', out_dir, '--device', 'cpu')
-    assert res.returncode == 0, res.stderr
+    code, out, err = run_fuse(capsys, '--weights', published_ckpt, '--vis', vis_dir, '--ir', ir_dir,
+                              '--out', out_dir, '--device', 'cpu')
+    assert code == 1
     assert sorted(p.name for p in out_dir.iterdir()) == ['000.png', '001.png', '002.png']
-    expected = test_pixels(published_ckpt, data['vis'], data['ir'])
     for stem, shape in (('000', (19, 26, 3)), ('001', (19, 26)), ('002', (19, 26, 3))):
+        ir_file = next(ir_dir.glob(f'{stem}.*'))
         got = read_rgb(out_dir / f'{stem}.png')
-        assert got.shape == shape and got.dtype == np.uint8
-        np.testing.assert_array_equal(got, expected[stem])
-    assert 'latency per image' in res.stdout and 'wrote 3 of 3' in res.stdout
+        assert got.shape == shape
+        np.testing.assert_array_equal(got, expected_fused(published_ckpt, vis_dir / f'{stem}.png', ir_file))
+    failed = dict(re.findall(r'^failed: (\S+): (.*)$', err, re.M))
+    assert sorted(failed) == ['003', '004', '005', '006', '007', 'zzz']
+    assert '003.png' in failed['003'] and '004.png' in failed['004'] and '005.png' in failed['005']
+    assert '19x26' in failed['006'] and '10x26' in failed['006']
+    assert '007.png' in failed['007'] and 'no infrared image' in failed['zzz']
+    assert 'wrote 3 of 9' in out and 'Traceback' not in err
 
 
-def test_single_pair_mode_and_checkpoint_folder(tmp_path, published_ckpt):
+def test_single_pair_grid_and_mask(tmp_path, published_ckpt, capsys):
     data = write_pairs(tmp_path / 'data', n=1, size=(21, 17), masks=False, seed=6)
+    vis, ir = data['vis'] / '000.png', data['ir'] / '000.png'
     out = tmp_path / 'out' / 'mine.png'
-    res = run_script('fuse', '--weights', published_ckpt.parent, '--vis', data['vis'] / '000.png',
-                     '--ir', data['ir'] / '000.png', '--out', out, '--device', 'cpu')
+    code, _, err = run_fuse(capsys, '--weights', published_ckpt.parent, '--vis', vis, '--ir', ir,
+                            '--out', out, '--device', 'cpu', '--save', 'fused', 'grid', 'mask')
+    assert code == 0, err
+    fused = read_rgb(out)
+    np.testing.assert_array_equal(fused, expected_fused(published_ckpt, vis, ir))
+    grid = read_rgb(out.with_name('mine_grid.png'))
+    assert grid.shape == (21, 51, 3)
+    np.testing.assert_array_equal(grid[:, :17], read_rgb(vis))
+    np.testing.assert_array_equal(grid[:, 17:34], np.repeat(read_rgb(ir)[..., None], 3, axis=2))
+    np.testing.assert_array_equal(grid[:, 34:], fused)
+    mask = read_rgb(out.with_name('mine_mask.png'))
+    np.testing.assert_array_equal(mask, saliency_mask_u8(read_rgb(vis), read_rgb(ir)))
+
+
+def test_size_mismatch_needs_resize(tmp_path, published_ckpt, capsys):
+    vis, ir = tmp_path / 'v.png', tmp_path / 'i.png'
+    cv2.imwrite(str(vis), np.random.default_rng(0).integers(0, 256, (15, 22, 3), dtype=np.uint8))
+    cv2.imwrite(str(ir), np.random.default_rng(1).integers(0, 256, (30, 44), dtype=np.uint8))
+    code, _, err = run_fuse(capsys, '--weights', published_ckpt, '--vis', vis, '--ir', ir,
+                            '--out', tmp_path / 'f.png', '--device', 'cpu')
+    assert code == 2 and '15x22' in err and '30x44' in err and '--resize' in err
+    code, _, err = run_fuse(capsys, '--weights', published_ckpt, '--vis', vis, '--ir', ir,
+                            '--out', tmp_path / 'f.png', '--device', 'cpu', '--resize', 'ir')
+    assert code == 0, err
+    np.testing.assert_array_equal(read_rgb(tmp_path / 'f.png'),
+                                  expected_fused(published_ckpt, vis, ir, resize='ir'))
+
+
+def test_16bit_infrared_fixed_range(tmp_path, published_ckpt, capsys):
+    vis, ir = tmp_path / 'v.png', tmp_path / 'i.png'
+    cv2.imwrite(str(vis), np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8))
+    cv2.imwrite(str(ir), np.random.default_rng(1).integers(6000, 9000, (12, 16), dtype=np.uint16))
+    code, _, err = run_fuse(capsys, '--weights', published_ckpt, '--vis', vis, '--ir', ir,
+                            '--out', tmp_path / 'f.png', '--device', 'cpu', '--ir-range', 'fixed:6500,8500')
+    assert code == 0, err
+    np.testing.assert_array_equal(read_rgb(tmp_path / 'f.png'),
+                                  expected_fused(published_ckpt, vis, ir, 'fixed:6500,8500'))
+
+
+def test_memory_guard_fails_fast_with_a_tile_size(tmp_path, published_ckpt, capsys):
+    data = write_pairs(tmp_path / 'data', n=1, size=(70, 90), masks=False)
+    args = ['--weights', published_ckpt, '--vis', data['vis'] / '000.png', '--ir',
+            data['ir'] / '000.png', '--out', tmp_path / 'f.png', '--device', 'cpu',
+            '--max-memory', '0.003']  # ~3 MiB: fits 32x32 tiles at C=4, not 64x64
+    code, _, err = run_fuse(capsys, *args)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith('error: ')
+    assert 'a whole-frame pass on 70x90 needs about' in lines[0] and '--tile 32' in lines[0]
+    assert not (tmp_path / 'f.png').exists()
+    code, _, err = run_fuse(capsys, *args, '--tile', '32')
+    assert code == 0, err
+    assert read_rgb(tmp_path / 'f.png').shape == (70, 90, 3)
+
+
+# ---------------------------------------------------------------- fuse.py: videos
+
+@pytest.fixture
+def videos(tmp_path):
+    """10 visible frames at 12 fps and 8 infrared frames, 24x32, MJPG in .avi."""
+    rng = np.random.default_rng(8)
+    vis = [cv2.GaussianBlur(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), (5, 5), 0) for _ in range(10)]
+    ir = [cv2.GaussianBlur(rng.integers(0, 256, (24, 32), dtype=np.uint8), (5, 5), 0) for _ in range(8)]
+    write_video(tmp_path / 'vis.avi', vis, 12.0)
+    write_video(tmp_path / 'ir.avi', ir, 30.0)
+    return tmp_path / 'vis.avi', tmp_path / 'ir.avi'
+
+
+def test_video_in_video_out(tmp_path, published_ckpt, videos):
+    out = tmp_path / 'fused.avi'
+    res = run_script('fuse', '--weights', published_ckpt, '--vis', videos[0], '--ir', videos[1],
+                     '--out', out, '--device', 'cpu', '--save', 'fused', 'grid', '--batch', '3')
     assert res.returncode == 0, res.stderr
-    got = read_rgb(out)
-    assert got.shape == (21, 17, 3)
-    np.testing.assert_array_equal(got, test_pixels(published_ckpt, data['vis'], data['ir'])['000'])
+    assert 'warning: the infrared video ended after 8 frames' in res.stderr
+    frames, fps = decoded_frames(out)
+    assert len(frames) == 8 and fps == pytest.approx(12.0) and frames[0].shape == (24, 32, 3)
+    grid, _ = decoded_frames(tmp_path / 'fused_grid.avi')
+    assert len(grid) == 8 and grid[0].shape == (24, 96, 3)
+    vis_in, _ = decoded_frames(videos[0])
+    ir_in, _ = decoded_frames(videos[1])
+    expected = expected_fused(published_ckpt, vis_in[0], ir_in[0])
+    # MJPG is lossy: the written frame is close to, not equal to, the fused one
+    assert np.abs(frames[0].astype(float) - expected).mean() < 6
+    assert not list(tmp_path.glob('.*partial*'))
+    assert 'frame/s' in res.stdout
 
 
-def test_failing_pairs_reported_others_written(tmp_path, published_ckpt):
-    data = write_pairs(tmp_path / 'data', n=4, size=(12, 14), masks=False, seed=7)
-    (data['vis'] / '001.png').write_bytes(b'not an image at all')
-    cv2.imwrite(str(data['ir'] / '002.png'), np.zeros((10, 14), np.uint8))  # size mismatch
-    out_dir = tmp_path / 'fused'
-    res = run_script('fuse', '--weights', published_ckpt, '--vis', data['vis'],
-                     '--ir', data['ir'], '--out', out_dir, '--device', 'cpu')
-    assert res.returncode == 1
-    assert sorted(p.name for p in out_dir.iterdir()) == ['000.png', '003.png']
-    assert re.search(r'failed: 001: .*cannot read image', res.stderr)
-    assert re.search(r'failed: 002: .*12x14.*10x14', res.stderr)
-    assert 'Traceback' not in res.stderr
+def test_video_to_frames_batched(tmp_path, published_ckpt, videos, capsys):
+    out = tmp_path / 'frames'
+    code, stdout, err = run_fuse(capsys, '--weights', published_ckpt, '--vis', videos[0], '--ir',
+                                 videos[1], '--out', out, '--frames', '--device', 'cpu', '--batch', '4')
+    assert code == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f'{i:06d}.png' for i in range(8)]
+    vis_in, _ = decoded_frames(videos[0])
+    ir_in, _ = decoded_frames(videos[1])
+    for i in (0, 5):  # batches of 4 vs one frame at a time: float rounding only
+        got = read_rgb(out / f'{i:06d}.png').astype(int)
+        assert np.abs(got - expected_fused(published_ckpt, vis_in[i], ir_in[i])).max() <= 1
 
 
-def test_missing_weights_one_line_error(tmp_path):
+# ---------------------------------------------------------------- fuse.py: setup errors
+
+def test_missing_weights_one_line_error(tmp_path, capsys):
     data = write_pairs(tmp_path / 'data', n=1, size=(8, 8), masks=False)
-    res = run_script('fuse', '--weights', tmp_path / 'nope.pth', '--vis', data['vis'],
-                     '--ir', data['ir'], '--out', tmp_path / 'fused')
-    assert res.returncode == 2
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('error: ') and 'nope.pth' in lines[0]
+    code, _, err = run_fuse(capsys, '--weights', tmp_path / 'nope.pth', '--vis', data['vis'],
+                            '--ir', data['ir'], '--out', tmp_path / 'fused')
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith('error: ') and 'nope.pth' in lines[0]
     assert not (tmp_path / 'fused').exists()
 
 
 @pytest.mark.parametrize('extra, needle', [
     (['--weights', 'GARBAGE'], 'not a loadable checkpoint'),
-    (['--weights', 'CKPT', '--tile', '8', '--tile-overlap', '8'], '--tile-overlap'),
+    (['--weights', 'CKPT', '--tile', '64', '--tile-overlap', '64'], '--tile'),
+    (['--weights', 'CKPT', '--tile', '16'], 'at least 32'),
     (['--weights', 'CKPT', '--device', 'gpu'], '--device'),
     (['--weights', 'CKPT', '--ext', 'gif'], '--ext'),
+    (['--weights', 'CKPT', '--ir-range', 'percentile:99,1'], '--ir-range'),
+    (['--weights', 'CKPT', '--save', 'fused', 'heatmap'], '--save'),
+    (['--weights', 'CKPT', '--batch', '0'], '--batch'),
 ])
 def test_setup_errors_exit_2(tmp_path, published_ckpt, capsys, extra, needle):
-    fuse = load_script('fuse')
     data = write_pairs(tmp_path / 'data', n=1, size=(8, 8), masks=False)
     garbage = tmp_path / 'garbage.pth'
     garbage.write_bytes(b'PK\x03\x04 truncated')
     extra = [{'GARBAGE': str(garbage), 'CKPT': str(published_ckpt)}.get(a, a) for a in extra]
-    code = fuse.main(extra + ['--vis', str(data['vis']), '--ir', str(data['ir']),
-                              '--out', str(tmp_path / 'fused')])
-    err = capsys.readouterr().err.strip().splitlines()
+    code, _, err = run_fuse(capsys, *extra, '--vis', data['vis'], '--ir', data['ir'],
+                            '--out', tmp_path / 'fused')
+    err = err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith('error: ') and needle in err[0]
 
 
-def test_tile_starts_cover_with_overlap():
-    fuse = load_script('fuse')
-    assert fuse.tile_starts(10, 4, 1) == [0, 3, 6]      # tiles [0,4) [3,7) [6,10)
-    assert fuse.tile_starts(9, 4, 1) == [0, 3, 5]       # last tile flush with the border
-    assert fuse.tile_starts(4, 8, 2) == [0]
-
-
-def test_tiled_blend_is_exact_for_a_pointwise_network():
-    """Blend weights sum to one per pixel, so a per-pixel network gives the untiled result."""
-    fuse = load_script('fuse')
-    g = torch.Generator().manual_seed(0)
-    vis_y, ir = torch.rand(1, 1, 23, 30, generator=g), torch.rand(1, 1, 23, 30, generator=g)
-
-    def pointwise(v, i):
-        return 0.7 * v - 0.2 * i + v * i
-
-    tiled = fuse.fuse_tiled(pointwise, vis_y, ir, tile=8, overlap=3)
-    torch.testing.assert_close(tiled, pointwise(vis_y, ir), rtol=1e-6, atol=1e-6)
-
-
-def test_tile_larger_than_image_is_the_whole_image(published_ckpt):
-    fuse = load_script('fuse')
-    net = load_network(published_ckpt)
-    g = torch.Generator().manual_seed(1)
-    vis_y, ir = torch.rand(1, 1, 11, 13, generator=g), torch.rand(1, 1, 11, 13, generator=g)
-    with torch.no_grad():
-        whole = net(vis_y, ir)
-    torch.testing.assert_close(fuse.fuse_tiled(net, vis_y, ir, tile=16, overlap=4), whole)
+def test_unwritable_output_is_found_before_any_work(tmp_path, published_ckpt, capsys):
+    data = write_pairs(tmp_path / 'data', n=2, size=(8, 8), masks=False)
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('x')
+    code, out, err = run_fuse(capsys, '--weights', published_ckpt, '--vis', data['vis'], '--ir',
+                              data['ir'], '--out', blocker / 'fused')
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and 'a_file' in lines[0] and 'loaded' not in out
 
 
 # ---------------------------------------------------------------- benchmark.py

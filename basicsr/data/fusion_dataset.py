@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from torch.utils.data import Dataset
 
+from basicsr.data.pairs import Pair, match_folders, read_pair
 from basicsr.data.transforms import paired_augment, paired_random_crop
 from basicsr.utils.errors import DataError
-from basicsr.utils.img_util import img2tensor, ir_to_gray, pair_by_stem, read_image, to_float01
+from basicsr.utils.img_util import img2tensor, ir_to_gray, pair_by_stem, read_image
+from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, to_unit
 from basicsr.utils.registry import DATASET_REGISTRY
 
 logger = logging.getLogger(__name__)
@@ -21,10 +23,15 @@ class PairedFusionDataset(Dataset):
 
     Each item is a dict:
         ``vis``: (3,H,W) float32 RGB in [0,1] (a gray visible image is repeated to 3 channels);
-        ``ir``: (1,H,W) float32 in [0,1] (8-bit /255; 16-bit min-max per image; a 3-channel
+        ``ir``: (1,H,W) float32 in [0,1] (8-bit /255; 16-bit by ``ir_range``; a 3-channel
         infrared image is taken as gray);
         ``mask``: (1,H,W) float32 in [0,1] (train phase, when masks are used);
-        ``stem``, ``vis_path``, ``ir_path``: strings; ``vis_gray``: bool.
+        ``stem``, ``vis_path``, ``ir_path``: strings; ``vis_gray``: bool;
+        ``vis_u8``, ``ir_u8``: (test phase) the sources as 8-bit arrays with their stored
+        channels, as ``scripts/evaluate.py`` reads them (the metrics' reference).
+
+    The test phase reads pairs with :func:`basicsr.data.pairs.read_pair`; names found in one
+    folder only are listed in ``unmatched`` (``(stem, message)``) instead of failing the set.
 
     Args:
         dataroot_vis: folder of visible images.
@@ -39,12 +46,14 @@ class PairedFusionDataset(Dataset):
         enlarge_ratio: the epoch visits every pair this many times (train).
         mask_mode: ``'dgfusion'`` (binary, published) or ``'weighted'`` for ``'auto'`` masks.
         cache_masks: keep ``'auto'`` masks in memory per pair.
+        ir_range: how 16-bit images are mapped to [0,1]: ``minmax``, ``percentile:LO,HI``
+            or ``fixed:LO,HI`` (see ``basicsr.utils.ir_range``).
     """
 
     def __init__(self, dataroot_vis: str, dataroot_ir: str, dataroot_mask: Optional[str] = None,
                  phase: str = 'test', patch_size: int = 128, use_hflip: bool = True,
                  use_rot: bool = True, enlarge_ratio: int = 1, mask_mode: str = 'dgfusion',
-                 cache_masks: bool = True) -> None:
+                 cache_masks: bool = True, ir_range: str = DEFAULT_IR_RANGE) -> None:
         if phase not in ('train', 'test'):
             raise DataError(f"phase must be 'train' or 'test', got '{phase}'")
         if mask_mode not in ('dgfusion', 'weighted'):
@@ -59,7 +68,12 @@ class PairedFusionDataset(Dataset):
             else:
                 self.mask_source = 'folder'
                 roles.append(('mask', dataroot_mask))
-        self.pairs = pair_by_stem(roles)
+        self.ir_range = parse_ir_range(ir_range, 'ir_range')
+        self.unmatched: List[Tuple[str, str]] = []
+        if phase == 'test':
+            self.pairs, self.unmatched = match_folders(dataroot_vis, dataroot_ir)
+        else:
+            self.pairs = pair_by_stem(roles)
         self.phase, self.patch_size = phase, patch_size
         self.use_hflip, self.use_rot, self.enlarge_ratio = use_hflip, use_rot, enlarge_ratio
         self.mask_mode, self.cache_masks = mask_mode, cache_masks
@@ -88,6 +102,11 @@ class PairedFusionDataset(Dataset):
             self._mask_cache[index] = mask
         return mask
 
+    def read(self, index: int) -> Pair:
+        """Test phase: pair ``index`` as :func:`read_pair` gives it (DataError if unreadable)."""
+        pair = self.pairs[index]
+        return read_pair(pair['vis'], pair['ir'], self.ir_range, stem=pair['stem'])
+
     def __getitem__(self, key: Union[int, Tuple[int, int]]) -> Dict[str, Any]:
         """``key`` is an index, or (index, augmentation seed) as the training sampler yields."""
         index, aug_seed = (key if isinstance(key, tuple) else (key, key))
@@ -95,22 +114,26 @@ class PairedFusionDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         index = int(index) % len(self.pairs)
         pair = self.pairs[index]
+        if self.phase == 'test':
+            p = self.read(index)
+            return {'vis': p.vis.expand(3, -1, -1).clone() if p.vis_gray else p.vis, 'ir': p.ir,
+                    'stem': p.stem, 'vis_path': str(pair['vis']), 'ir_path': str(pair['ir']),
+                    'vis_gray': p.vis_gray, 'vis_u8': p.vis_u8, 'ir_u8': p.ir_u8}
         vis_raw, ir_file = read_image(pair['vis']), read_image(pair['ir'])
         ir_raw = ir_to_gray(ir_file)
         if vis_raw.shape[:2] != ir_raw.shape[:2]:
             raise DataError(f"{pair['vis']} is {vis_raw.shape[0]}x{vis_raw.shape[1]} but "
                             f"{pair['ir']} is {ir_raw.shape[0]}x{ir_raw.shape[1]}")
         vis_gray = vis_raw.ndim == 2
-        vis = to_float01(vis_raw)
+        vis = to_unit(vis_raw, self.ir_range)
         vis = np.repeat(vis[:, :, None], 3, axis=2) if vis_gray else vis
-        images = [vis, to_float01(ir_raw)]
-        if self.phase == 'train' and self.mask_source:
+        images = [vis, to_unit(ir_raw, self.ir_range)]
+        if self.mask_source:
             # the mask sees the infrared file as stored: its gray rule is the VSM script's
             images.append(self._load_mask(index, vis_raw, ir_file).astype(np.float32))
-        if self.phase == 'train':
-            rng = np.random.default_rng([int(aug_seed), index])
-            images = paired_random_crop(images, self.patch_size, rng, where=str(pair['vis']))
-            images = paired_augment(images, rng, self.use_hflip, self.use_rot)
+        rng = np.random.default_rng([int(aug_seed), index])
+        images = paired_random_crop(images, self.patch_size, rng, where=str(pair['vis']))
+        images = paired_augment(images, rng, self.use_hflip, self.use_rot)
         item: Dict[str, Any] = {'vis': img2tensor(images[0]), 'ir': img2tensor(images[1]),
                                 'stem': pair['stem'], 'vis_path': str(pair['vis']),
                                 'ir_path': str(pair['ir']), 'vis_gray': vis_gray}

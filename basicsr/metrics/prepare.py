@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
 from basicsr.metrics.common import matlab_round
 from basicsr.utils.img_util import read_image
 from basicsr.utils.errors import ConfigError, DataError
+from basicsr.utils.ir_range import IrRange, to_u8
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +56,21 @@ def check_convention(convention: str) -> str:
     return convention
 
 
-def read_image_rgb(path: Union[str, Path]) -> np.ndarray:
-    """Read an 8-bit image file as RGB (H, W, 3) uint8, or gray (H, W) uint8.
+def read_image_rgb(path: Union[str, Path], ir_range: Optional[IrRange] = None) -> np.ndarray:
+    """Read an image file as RGB (H, W, 3) uint8, or gray (H, W) uint8.
 
     The file is decoded as stored (``cv2.IMREAD_UNCHANGED``): a 1-channel file stays 2-D,
-    an alpha channel is dropped, BGR is flipped to RGB. Raises DataError for unreadable
-    files and for bit depths other than 8.
+    an alpha channel is dropped, BGR is flipped to RGB. A 16-bit file is mapped to 8 bits by
+    ``ir_range`` (the rule the fusion pipeline applies to 16-bit thermal frames, see
+    ``basicsr.utils.ir_range``); without a rule it is refused. Raises DataError for
+    unreadable files and for other bit depths.
     """
     img = read_image(path)
+    if img.dtype == np.uint16 and ir_range is not None:
+        return to_u8(img, ir_range)
     if img.dtype != np.uint8:
-        raise DataError(f"{path}: expected an 8-bit image, got dtype {img.dtype}")
+        raise DataError(f"{path}: expected an 8-bit image, got dtype {img.dtype}"
+                        + (' (16-bit infrared needs an --ir-range rule)' if img.dtype == np.uint16 else ''))
     return img
 
 

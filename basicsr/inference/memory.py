@@ -1,0 +1,118 @@
+"""Memory guard: refuse a forward pass that would not fit, before it starts.
+
+A whole-frame DGFusion pass keeps several full-resolution feature maps and their spectra alive
+at once (every stage runs at full size and the FFTs are global), so its peak memory grows with
+the pixel count times the width C. Measured peak, float32 under ``torch.inference_mode`` on a
+CPU (peak resident memory of a fresh process during one pass minus its level before), in bytes
+per pixel:
+
+====  =========  =========  ==================
+ C    512x640    768x960    model 640 + 384 C
+====  =========  =========  ==================
+ 2    1046       924        1408
+ 4    2094       1564       2176
+ 8    3326       3100       3712
+ 16   6205       6172       6784
+====  =========  =========  ==================
+
+:func:`bytes_per_pixel` is that linear model, above every measurement from 512x640 up (smaller
+frames add a fixed ~100 MB of allocator and thread-pool overhead, which the margin covers):
+about 6.6 KiB per pixel at the published width C=16, so a 640x512 frame needs ~2.2 GB and a
+4000x3000 photo ~81 GB. On a GPU the same tensors live in device memory, plus the FFT
+library's work space, which the 10% margin of :func:`check_fits` leaves room for.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional, Tuple
+
+import torch
+
+from basicsr.utils.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+BASE_BYTES_PER_PIXEL = 640
+BYTES_PER_PIXEL_PER_CHANNEL = 384
+USABLE_FRACTION = 0.9  # of the free memory; the rest of the process needs some too
+MIN_TILE = 32
+TILE_STEP = 32
+MAX_SUGGESTED_TILE = 4096
+
+
+class FrameTooLarge(DataError):
+    """A forward pass would need more memory than is free."""
+
+
+def bytes_per_pixel(channels: int) -> int:
+    """Peak bytes per pixel of one whole-frame forward pass at width ``channels``."""
+    return BASE_BYTES_PER_PIXEL + BYTES_PER_PIXEL_PER_CHANNEL * int(channels)
+
+
+def estimate_bytes(channels: int, height: int, width: int, batch: int = 1) -> int:
+    """Estimated peak bytes of a forward pass on ``batch`` frames of ``height`` x ``width``."""
+    return bytes_per_pixel(channels) * int(height) * int(width) * int(batch)
+
+
+def free_memory(device: torch.device) -> Optional[int]:
+    """Free bytes on ``device``: CUDA free plus what the caching allocator holds unused; on the
+    CPU ``MemAvailable`` of ``/proc/meminfo``. None when unknown (then nothing is refused)."""
+    if device.type == 'cuda':
+        free, _ = torch.cuda.mem_get_info(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + max(cached, 0))
+    if device.type != 'cpu':
+        return None
+    meminfo = Path('/proc/meminfo')
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith('MemAvailable:'):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def suggest_tile(channels: int, budget: int, batch: int = 1) -> Optional[int]:
+    """Largest multiple of 32 (>= 32) whose square tile fits ``budget`` bytes, or None."""
+    tile = MAX_SUGGESTED_TILE
+    while tile >= MIN_TILE:
+        if estimate_bytes(channels, tile, tile, batch) <= budget:
+            return tile
+        tile -= TILE_STEP
+    return None
+
+
+def _size(n: float) -> str:
+    return f"{n / 2 ** 30:.1f} GiB" if n >= 2 ** 30 else f"{n / 2 ** 20:.1f} MiB"
+
+
+def check_fits(channels: int, size: Tuple[int, int], batch: int, device: torch.device,
+               budget: Optional[int] = None, tiled: bool = False) -> None:
+    """Raise :class:`FrameTooLarge` when a pass over ``size`` would not fit.
+
+    Args:
+        channels: network width C.
+        size: (H, W) of the region processed at once (the frame, or one tile).
+        batch: frames per pass.
+        device: where the pass runs.
+        budget: bytes allowed; default 90% of :func:`free_memory` (no check when unknown).
+        tiled: whether ``size`` is a tile (changes the advice).
+    """
+    if budget is None:
+        free = free_memory(device)
+        if free is None:
+            return
+        budget = int(free * USABLE_FRACTION)
+    need = estimate_bytes(channels, size[0], size[1], batch)
+    if need <= budget:
+        return
+    tile = suggest_tile(channels, budget, batch)
+    what = f"{'tiles of ' if tiled else 'a whole-frame pass on '}{size[0]}x{size[1]}"
+    advice = (f"use --tile {tile}" if tile else "no tile of 32 px or more fits; free memory "
+              "or use a smaller --batch")
+    if batch > 1:
+        advice += f" or a smaller --batch than {batch}"
+    raise FrameTooLarge(f"{what} needs about {_size(need)} (DGFusion channels {channels}, "
+                        f"batch {batch}) but {_size(budget)} is usable on {device}: {advice}")

@@ -89,6 +89,8 @@ def run_test(args: argparse.Namespace) -> int:
             datasets.append((ds_opt['name'], build_dataset(ds_opt)))
         except DGFusionError as exc:
             raise type(exc)(f"datasets.{phase}: {one_line(exc)}") from None
+    from basicsr.utils.process_memory import return_large_blocks_to_os
+    return_large_blocks_to_os()  # freed full-size maps leave the process
     model = load_model(opt['path']['pretrain_network_g'], opt['device'],
                        use_ema=opt['path']['param_key_g'] == 'params_ema',
                        where='path.pretrain_network_g')
@@ -115,7 +117,8 @@ def run_set(net, dataset, name: str, out_root: Path, opt: Dict, tile: Optional[i
     rows, notes, failures = [], [], []
     try:
         for outcome in iter_set(net, dataset, out_dir if opt['val']['save_img'] else None,
-                                metrics['names'], metrics['convention'], tile=tile, overlap=overlap):
+                                metrics['names'], metrics['convention'], tile=tile, overlap=overlap,
+                                max_images=opt['val'].get('max_images')):
             if outcome.error is not None:
                 failures.append(outcome)
                 console(f"failed: {outcome.stem}: {outcome.error}", err=True)

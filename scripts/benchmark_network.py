@@ -63,7 +63,7 @@ class PeakMemory:
         self.device = device
 
     def start(self) -> None:
-        from basicsr.utils.memory import reset_peak_rss, rss_bytes
+        from basicsr.utils.process_memory import reset_peak_rss, rss_bytes
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -73,7 +73,7 @@ class PeakMemory:
             self.base = rss_bytes() or 0
 
     def stop(self) -> Optional[int]:
-        from basicsr.utils.memory import peak_rss_bytes
+        from basicsr.utils.process_memory import peak_rss_bytes
         if self.device.type == 'cuda':
             return torch.cuda.max_memory_allocated(self.device) - self.base
         peak = peak_rss_bytes()
@@ -84,7 +84,7 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     """Measure one row (``spec['path']``) in this process; returns its figures."""
     from basicsr.archs.dgfusion_arch import DGFusion
     from basicsr.archs.dgfusion_reference import reference_forward
-    from basicsr.utils.memory import return_large_blocks_to_os
+    from basicsr.utils.process_memory import return_large_blocks_to_os
 
     return_large_blocks_to_os()
     if spec.get('threads'):

@@ -435,6 +435,8 @@ def run(args: argparse.Namespace) -> int:
     warnings: List[str] = []
     plan = plan_run(args, warnings)  # every output location is checked before the model loads
     try:
+        from basicsr.utils.process_memory import return_large_blocks_to_os
+        return_large_blocks_to_os()  # freed full-size maps leave the process
         model = load_model(args.weights, args.device, use_ema=not args.no_ema, where='--weights')
     except BaseException:
         for sink in plan.sinks.values():

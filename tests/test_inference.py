@@ -178,8 +178,8 @@ def test_mismatched_tensors_are_a_clear_error():
 # ---------------------------------------------------------------- memory guard
 
 def test_estimate_is_pixels_times_bytes_per_pixel():
-    assert bytes_per_pixel(16) == 640 + 384 * 16
-    assert estimate_bytes(2, 30, 40, batch=3) == (640 + 768) * 1200 * 3
+    assert bytes_per_pixel(16) == 512 + 160 * 16
+    assert estimate_bytes(2, 30, 40, batch=3) == (512 + 320) * 1200 * 3
 
 
 def test_suggested_tile_is_the_largest_multiple_of_32_that_fits():

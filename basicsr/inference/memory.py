@@ -1,25 +1,26 @@
 """Memory guard: refuse a forward pass that would not fit, before it starts.
 
-A whole-frame DGFusion pass keeps several full-resolution feature maps and their spectra alive
-at once (every stage runs at full size and the FFTs are global), so its peak memory grows with
-the pixel count times the width C. Measured peak, float32 under ``torch.inference_mode`` on a
-CPU (peak resident memory of a fresh process during one pass minus its level before), in bytes
-per pixel:
+A whole-frame DGFusion pass keeps several full-resolution maps and their spectra alive at once
+(the FFTs are global), so its peak memory grows with the pixel count times the width C. The
+network's lean inference path (what it runs without autograd) keeps at most eight 4C-channel
+maps at full size. Measured peak, float32 under ``torch.inference_mode`` on a CPU (peak
+resident memory of a fresh process during one 512x640 pass minus its level before, large
+blocks returned to the OS as the entry points set it), in bytes per pixel:
 
-====  =========  =========  ==================
- C    512x640    768x960    model 640 + 384 C
-====  =========  =========  ==================
- 2    1046       924        1408
- 4    2094       1564       2176
- 8    3326       3100       3712
- 16   6205       6172       6784
-====  =========  =========  ==================
+====  =========  ==================
+ C    512x640    model 512 + 160 C
+====  =========  ==================
+ 2    455        832
+ 4    815        1152
+ 8    1283       1792
+ 16   2253       3072
+====  =========  ==================
 
-:func:`bytes_per_pixel` is that linear model, above every measurement from 512x640 up (smaller
-frames add a fixed ~100 MB of allocator and thread-pool overhead, which the margin covers):
-about 6.6 KiB per pixel at the published width C=16, so a 640x512 frame needs ~2.2 GB and a
-4000x3000 photo ~81 GB. On a GPU the same tensors live in device memory, plus the FFT
-library's work space, which the 10% margin of :func:`check_fits` leaves room for.
+:func:`bytes_per_pixel` is that linear model, with a margin for glibc's default allocator
+(which keeps freed blocks resident: 2.8 KB per pixel at C=16) and for the fixed overhead of
+small frames: about 3 KiB per pixel at the published width C=16, so a 640x512 frame needs
+~1 GB and a 4000x3000 photo ~37 GB. On a GPU the same tensors live in device memory, plus the
+FFT library's work space, which the 10% margin of :func:`check_fits` leaves room for.
 """
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ from basicsr.utils.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-BASE_BYTES_PER_PIXEL = 640
-BYTES_PER_PIXEL_PER_CHANNEL = 384
+BASE_BYTES_PER_PIXEL = 512
+BYTES_PER_PIXEL_PER_CHANNEL = 160
 USABLE_FRACTION = 0.9  # of the free memory; the rest of the process needs some too
 MIN_TILE = 32
 TILE_STEP = 32

@@ -12,13 +12,22 @@ from basicsr.utils.dist import is_main
 FORMAT = '%(asctime)s %(levelname)s: %(message)s'
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Console handler that writes to the ``sys.stdout`` of the moment (callers such as test
+    runners and notebooks swap it; a stream captured at set-up may be closed by then)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def setup_logging(log_file: Optional[Path] = None, level: int = logging.INFO) -> logging.Logger:
     """Configure the ``basicsr`` logger; non-main ranks only log warnings to the console."""
     root = logging.getLogger('basicsr')
     root.handlers.clear()
     root.setLevel(level if is_main() else logging.WARNING)
     root.propagate = False
-    console = logging.StreamHandler(sys.stdout)
+    console = _StdoutHandler(sys.stdout)
     console.setFormatter(logging.Formatter(FORMAT, '%H:%M:%S'))
     root.addHandler(console)
     if log_file is not None and is_main():

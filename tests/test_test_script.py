@@ -186,7 +186,8 @@ def test_unwritable_results_folder_is_found_before_any_work(tmp_path, capsys):
                              results=blocker / 'results')
     assert run_test_cli(['-opt', str(opt)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith('error: results folder') and 'a_file' in err[0]
+    assert len(err) == 1 and err[0].startswith('error: ') and 'a_file' in err[0]
+    assert 'path.results_root: results folder' in err[0]  # found by the option checks
 
 
 def test_ctrl_c_writes_the_partial_table_and_exits_130(tmp_path, capsys, monkeypatch):

@@ -518,15 +518,15 @@ def validate_datasets(opt: Dict[str, Any], probs: Problems, is_train: bool) -> N
                     probs.add(prefix + key, _missing_folder(root, key, probs.source))
                 else:
                     roles.append((key[len('dataroot_'):], root))
-        if len(roles) >= 2 and {r for r, _ in roles} >= {'vis', 'ir'} and not any(
+        # unmatched names stop training; test and validation sets skip them by name instead
+        if phase == 'train' and {r for r, _ in roles} >= {'vis', 'ir'} and not any(
                 item.startswith(prefix) for item in probs.items):
             try:
                 pairs = pair_by_stem(roles)
             except DataError as exc:
                 probs.add(f"datasets.{phase}", str(exc)[:400])
             else:
-                if phase == 'train':
-                    check_train_images(pairs, ds.get('patch_size', 128), prefix, probs)
+                check_train_images(pairs, ds.get('patch_size', 128), prefix, probs)
     if is_train and 'train' not in datasets:
         probs.add('datasets.train', 'missing required dataset phase')
 

@@ -42,15 +42,15 @@ import argparse  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 from typing import Callable, List, Optional, Sequence, Tuple  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from basicsr.inference.timing import median_seconds  # noqa: E402
 from basicsr.utils.errors import ConfigError, DGFusionError  # noqa: E402
+from benchmark_network import markdown as table  # noqa: E402
 
 SECTIONS = ('net', 'vsm', 'metrics')
 VSM_SIZE = (460, 630)
@@ -85,27 +85,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def median_ms(fn: Callable[[], object], repeat: int, warmup: int,
-              sync: Optional[torch.device] = None) -> float:
-    """Median wall time of ``fn()`` in ms over ``repeat`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        if sync is not None:
-            torch.cuda.synchronize(sync)
-        start = time.perf_counter()
-        fn()
-        if sync is not None:
-            torch.cuda.synchronize(sync)
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
-    return '\n'.join(lines)
+def median_ms(fn: Callable[[], object], repeat: int, warmup: int) -> float:
+    """Median wall time of ``fn()`` in ms over ``repeat`` calls after ``warmup`` calls (CPU)."""
+    return 1000.0 * median_seconds(fn, torch.device('cpu'), repeat, warmup)
 
 
 # ---------------------------------------------------------------- network

@@ -22,13 +22,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import json  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
 import torch  # noqa: E402
+
+from basicsr.inference.timing import median_seconds, synchronize  # noqa: E402
 
 TRAIN_SHAPE = (4, 128, 128)
 
@@ -38,22 +38,9 @@ def conv_macs_per_pixel(net: torch.nn.Module) -> int:
     return sum(m.weight.numel() for m in net.modules() if isinstance(m, torch.nn.Conv2d))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 def _timed(fn, repeat: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+    """Median milliseconds of ``fn()``."""
+    return 1000.0 * median_seconds(fn, device, repeat, warmup)
 
 
 class PeakMemory:
@@ -65,7 +52,7 @@ class PeakMemory:
     def start(self) -> None:
         from basicsr.utils.process_memory import reset_peak_rss, rss_bytes
         if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
+            synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self.base = torch.cuda.memory_allocated(self.device)
         else:

@@ -29,14 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
 import torch  # noqa: E402
 
 from basicsr.archs.dgfusion_arch import DGFusion  # noqa: E402
 from basicsr.archs.dgfusion_reference import reference_forward  # noqa: E402
+from basicsr.inference.timing import median_seconds, synchronize  # noqa: E402
 from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP  # noqa: E402
 
 FP32_BOUND = 5e-4  # max abs vs float64 (float32 rounding alone gives ~1.2e-4 at 256x320)
@@ -51,35 +50,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], Any], device: torch.device, repeat: int = 5, warmup: int = 2) -> float:
-    """Median seconds of ``fn()``."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def peak_bytes(fn: Callable[[], Any], device: torch.device) -> Optional[int]:
     """CUDA max allocated above the level before ``fn()`` (None on a CPU)."""
     if device.type != 'cuda':
         fn()
         return None
-    sync(device)
+    synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     base = torch.cuda.memory_allocated(device)
     fn()
-    sync(device)
+    synchronize(device)
     return torch.cuda.max_memory_allocated(device) - base
 
 
@@ -125,7 +105,7 @@ def check_speed(net: DGFusion, device: torch.device, sizes, batches) -> Tuple[Li
                                                                 enabled=mode == 'bf16'):
                         net(vis_y, ir)
                 try:
-                    sec, peak = timed(run, device), peak_bytes(run, device)
+                    sec, peak = median_seconds(run, device, 5, 2), peak_bytes(run, device)
                 except torch.OutOfMemoryError:
                     rows.append([f'{size[0]}x{size[1]} b{batch} {mode}', 'out of memory', '', ''])
                     continue
@@ -143,7 +123,7 @@ def check_plain(net: DGFusion, device: torch.device, size) -> Tuple[List[List[st
     def run() -> None:
         with torch.inference_mode():
             reference_forward(net, vis_y, ir)
-    sec, peak = timed(run, device), peak_bytes(run, device)
+    sec, peak = median_seconds(run, device, 5, 2), peak_bytes(run, device)
     mem = 'n/a' if peak is None else f'{peak / 2 ** 20:.0f} MiB'
     return ([[f'plain {size[0]}x{size[1]} batch 1 fp32', f'{1000 * sec:.1f} ms', f'{1 / sec:.1f} fps', mem]],
             {'ms': 1000 * sec, 'peak_bytes': peak})
@@ -165,7 +145,7 @@ def check_training(channels: int, device: torch.device, shape, steps: int) -> Tu
         scaler.scale((fused.float() - target).abs().mean()).backward()
         scaler.step(opt)
         scaler.update()
-    sec = timed(step, device, repeat=steps, warmup=2)
+    sec = median_seconds(step, device, steps, 2)
     return [f'AMP training batch {shape[0]} x {shape[1]}x{shape[2]}', f'{1000 * sec:.0f} ms/step',
             f'{1 / sec:.2f} it/s', ''], 1 / sec
 

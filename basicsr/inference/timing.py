@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
 import torch
 
@@ -28,6 +28,19 @@ class Stopwatch:
     def __exit__(self, *exc) -> None:
         synchronize(self.device)
         self.seconds = time.perf_counter() - self._start
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, repeat: int = 5,
+                   warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` over ``repeat`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        with Stopwatch(device) as watch:
+            fn()
+        times.append(watch.seconds)
+    return statistics.median(times)
 
 
 def latency_summary(seconds: Sequence[float], device: torch.device, what: str = 'image') -> str:

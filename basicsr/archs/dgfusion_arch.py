@@ -20,6 +20,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from basicsr.archs.dgfusion_lean import lean_forward
 from basicsr.archs.spectral import (as_complex, canonical_fft2, canonicalize_phase_,
@@ -152,6 +153,19 @@ class DiscrepancyAttention(nn.Module):
         self.norm_v = ChannelLayerNorm(4 * channels)
         self.norm_out = ChannelLayerNorm(4 * channels)
 
+    def _query_key(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """``wq(q) * wk(k)``. Under autograd the two output convolutions are recomputed in
+        backward instead of keeping both 8C-channel products' factors (their inputs are kept
+        anyway): two more convolutions per step, four fewer full-size tensors held."""
+        hidden_q = self.wq[1](self.wq[0](q))
+        hidden_k = self.wk[1](self.wk[0](k))
+
+        def product(hq: torch.Tensor, hk: torch.Tensor) -> torch.Tensor:
+            return self.wq[2](hq) * self.wk[2](hk)
+        if torch.is_grad_enabled() and hidden_q.requires_grad:
+            return checkpoint(product, hidden_q, hidden_k, use_reentrant=False)
+        return product(hidden_q, hidden_k)
+
     @staticmethod
     def _projection(c8: int) -> nn.Sequential:
         """conv(8C->8C), ReLU, conv(8C->8C); parameters at indices 0 and 2."""
@@ -160,8 +174,7 @@ class DiscrepancyAttention(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 skip: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``skip``: ``Re ifft2(q as complex)`` when the caller already has it, else computed."""
-        f1 = torch.fft.ifft2(as_complex(self.wq(q) * self.wk(k))).real
-        f1 = self.norm_qk(f1)
+        f1 = self.norm_qk(torch.fft.ifft2(as_complex(self._query_key(q, k))).real)
         f2 = self.norm_v(torch.fft.ifft2(as_complex(self.wv(v))).real)
         if skip is None:
             skip = torch.fft.ifft2(as_complex(q)).real

@@ -67,6 +67,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tile-overlap', type=int, default=None,
                         help=f'overlap of neighbouring tiles (default {DEFAULT_OVERLAP})')
     parser.add_argument('--ext', default='png', help='output extension in folder mode')
+    parser.add_argument('--engine', choices=('torch', 'onnx'), default='torch',
+                        help='torch (checkpoint) or onnx (--weights is an exported .onnx file, '
+                             'run in onnxruntime on the CPU)')
     return parser.parse_args(argv)
 
 
@@ -205,6 +208,11 @@ def plan_jobs(args: argparse.Namespace) -> Tuple[List[Dict[str, Path]], bool]:
 
 def load_model(args: argparse.Namespace):
     """Device, checkpoint path and an inference ``FusionModel`` from the arguments."""
+    if args.engine == 'onnx':  # same surface (device, net_g, fuse), CPU only
+        from basicsr.deploy.onnx_runtime import OnnxFusionModel
+        if args.device not in ('auto', 'cpu'):
+            raise ConfigError(f"--device: {args.device}: the onnx engine runs on the CPU")
+        return OnnxFusionModel(args.weights), args.weights
     from basicsr.models.fusion_model import FusionModel
     from basicsr.utils.checkpoint import load_network
     from basicsr.utils.dist import resolve_device
@@ -251,7 +259,8 @@ def run(args: argparse.Namespace) -> int:
     overlap = check_tiling(args)
     jobs, folder_mode = plan_jobs(args)
     model, ckpt = load_model(args)
-    print(f"loaded {ckpt}: DGFusion channels {model.net_g.channels}, "
+    print(model.summary() if args.engine == 'onnx' else
+          f"loaded {ckpt}: DGFusion channels {model.net_g.channels}, "
           f"{sum(p.numel() for p in model.net_g.parameters()):,} parameters, on {model.device}"
           + (f", tiles {args.tile} overlap {overlap}" if args.tile else ''))
     sync = model.device.type == 'cuda'

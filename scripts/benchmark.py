@@ -21,6 +21,8 @@ Sections:
 * ``vsm``: the vectorised ``vsm_saliency`` against a direct port of the published script
   (contrast table by two nested Python loops over the 256 gray levels, then a per-pixel
   lookup and min-max scaling) on a synthetic 460x630 image; both outputs must be equal.
+* ``onnx`` (only on request, minutes at C=16): the network exported to ONNX and run in
+  onnxruntime (CPU) against the torch module, latency and peak memory at 256x320 and 640x512.
 * ``metrics``: ``compute_metrics`` with the cddfuse default metrics on a synthetic 576x768
   gray triple, one metric per call (each call includes the shared preparation), and all
   together.
@@ -52,7 +54,9 @@ from basicsr.inference.timing import median_seconds  # noqa: E402
 from basicsr.utils.errors import ConfigError, DGFusionError  # noqa: E402
 from benchmark_network import markdown as table  # noqa: E402
 
-SECTIONS = ('net', 'vsm', 'metrics')
+SECTIONS = ('net', 'vsm', 'metrics', 'onnx')
+DEFAULT_SECTIONS = ('net', 'vsm', 'metrics')  # onnx takes minutes at C=16: on request
+ONNX_SIZES = ((256, 320), (640, 512))
 VSM_SIZE = (460, 630)
 METRIC_SIZE = (576, 768)
 
@@ -70,7 +74,7 @@ def parse_sizes(text: str) -> List[Tuple[int, int]]:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--only', default=','.join(SECTIONS),
+    parser.add_argument('--only', default=','.join(DEFAULT_SECTIONS),
                         help=f"comma-separated sections out of {','.join(SECTIONS)}")
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N (net section)')
     parser.add_argument('--channels', type=int, default=16, help='network width C')
@@ -206,6 +210,42 @@ def bench_metrics(args: argparse.Namespace) -> None:
     print(table(['metric', 'ms'], rows))
 
 
+# ---------------------------------------------------------------- onnxruntime
+
+def bench_onnx(args: argparse.Namespace, device: torch.device) -> Optional[list]:
+    """Exported model in onnxruntime (CPU) against the torch module on ``device``: latency and
+    peak memory at 256x320 and 640x512, each engine in its own process, same random weights."""
+    import tempfile
+    from basicsr.archs.dgfusion_arch import DGFusion
+    from basicsr.deploy.onnx_bench import measure_in_subprocess
+    from basicsr.deploy.onnx_export import export_onnx
+    from basicsr.deploy.onnx_runtime import import_onnxruntime
+
+    print(f"\n### onnxruntime (CPU) against torch ({device}), C={args.channels}, batch 1, "
+          f"median of {args.repeat} after {args.warmup} warm-up\n")
+    try:
+        import_onnxruntime()
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.manual_seed(0)
+            net = DGFusion(args.channels)
+            ckpt, model = Path(tmp) / 'net.pth', Path(tmp) / 'net.onnx'
+            torch.save({'params': net.state_dict()}, ckpt)
+            export_onnx(net, model)
+            rows = []
+            for h, w in ONNX_SIZES:
+                for engine, path in (('torch', ckpt), ('onnxruntime', model)):
+                    ms, mib = measure_in_subprocess(engine, str(path), (h, w), args.repeat,
+                                                    args.warmup, args.threads, str(device))
+                    rows.append([f'{h}x{w}', engine if engine == 'onnxruntime' else
+                                 f'torch ({device})', f'{ms:.1f}',
+                                 'n/a' if mib is None else f'{mib:.0f}'])
+    except DGFusionError as err:
+        print(f"skipped: {err}")
+        return None
+    print(table(['HxW', 'engine', 'ms', 'peak memory MiB (over idle)'], rows))
+    return rows
+
+
 # ---------------------------------------------------------------- main
 
 def run(args: argparse.Namespace) -> int:
@@ -243,6 +283,8 @@ def run(args: argparse.Namespace) -> int:
         ok = bench_vsm(args)
     if 'metrics' in only:
         bench_metrics(args)
+    if 'onnx' in only:
+        report['onnx'] = bench_onnx(args, device)
     if args.json is not None:
         import json
         args.json.write_text(json.dumps(report, indent=2) + '\n', encoding='utf-8')

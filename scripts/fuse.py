@@ -96,6 +96,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--ext', default='png', help='image extension of fused images (folder mode)')
     parser.add_argument('--max-memory', type=float, default=None, metavar='GIB',
                         help='memory a network pass may use (default: 90%% of the free memory)')
+    parser.add_argument('--engine', choices=('torch', 'onnx'), default='torch',
+                        help='torch (checkpoint) or onnx (--weights is a .onnx file from '
+                             'scripts/export_onnx.py, run in onnxruntime on the CPU)')
     return parser.parse_args(argv)
 
 
@@ -412,8 +415,8 @@ def fuse_batch(net, group: List[Item], args: argparse.Namespace, overlap: Option
     budget = int(args.max_memory * 2 ** 30) if args.max_memory else None
     vis = torch.stack([it.pair.vis for it in group])
     ir = torch.stack([it.pair.ir for it in group])
-    param = next(net.parameters())
-    with Stopwatch(param.device) as watch:
+    param = next(net.parameters(), None)  # none for the onnx engine (CPU)
+    with Stopwatch(param.device if param is not None else torch.device('cpu')) as watch:
         fused = fuse(net, vis, ir, tile=args.tile, overlap=overlap, memory_budget=budget)
     for k, item in enumerate(group):
         fused_u8 = tensor2img(fused[k])
@@ -426,18 +429,30 @@ def fuse_batch(net, group: List[Item], args: argparse.Namespace, overlap: Option
     return watch.seconds
 
 
+def load_engine(args: argparse.Namespace):
+    """The network to fuse with: a checkpoint in torch, or an exported model in onnxruntime
+    (same call surface: ``net(vis_y, ir) -> fused_y``, ``parameters()``, ``describe()``)."""
+    if args.engine == 'onnx':
+        from basicsr.deploy.onnx_runtime import OnnxModel
+        return OnnxModel(args.weights)
+    return load_model(args.weights, args.device, use_ema=not args.no_ema, where='--weights')
+
+
 def run(args: argparse.Namespace) -> int:
     overlap = check_args(args)
     problem = parse_device(args.device)
     if problem:
         raise ConfigError(f"--device: {problem}")
-    find_checkpoint(args.weights, '--weights')
+    if args.engine == 'onnx' and args.device not in ('auto', 'cpu'):
+        raise ConfigError(f"--device: {args.device}: the onnx engine runs on the CPU")
+    if args.engine == 'torch':
+        find_checkpoint(args.weights, '--weights')
     warnings: List[str] = []
     plan = plan_run(args, warnings)  # every output location is checked before the model loads
     try:
         from basicsr.utils.process_memory import return_large_blocks_to_os
         return_large_blocks_to_os()  # freed full-size maps leave the process
-        model = load_model(args.weights, args.device, use_ema=not args.no_ema, where='--weights')
+        model = load_engine(args)
     except BaseException:
         for sink in plan.sinks.values():
             sink.close()

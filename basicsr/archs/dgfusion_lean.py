@@ -177,7 +177,7 @@ def real_ifft2_polar(amp: torch.Tensor, pha: torch.Tensor, out: torch.Tensor) ->
     return out
 
 
-def layer_norm_(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+def channel_layer_norm(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
     """Channel layer norm of channels-last (B,K,H,W) ``x`` with ``norm``'s weight, bias, eps."""
     k = x.shape[1]
     y = F.layer_norm(x.permute(0, 2, 3, 1), (k,), norm.weight.to(x.dtype), norm.bias.to(x.dtype),
@@ -310,7 +310,7 @@ def lean_forward(net: nn.Module, vis_y: torch.Tensor, ir: torch.Tensor) -> torch
         with full_precision(vis_y):
             part = real_ifft2_stacked(stacked, empty_map(vis_y, c4, dtype))
         del stacked
-        return layer_norm_(part, norm)
+        return channel_layer_norm(part, norm)
 
     fre_v = attention_part(value_chain(fre_att.wv), [amp_f, pha_d], fre_att.norm_v)
     spa_qk = attention_part(product_chain(spa_att.wq, spa_att.wk), [amp_d, pha_d, amp_f, pha_d],
@@ -321,11 +321,11 @@ def lean_forward(net: nn.Module, vis_y: torch.Tensor, ir: torch.Tensor) -> torch
     with full_precision(vis_y):  # the skip Re ifft2(S_d) is shared by both blocks
         skip = real_ifft2_polar(amp_d, pha_d, empty_map(vis_y, c4, dtype))
     del pha_d
-    fre = layer_norm_(fre_qk.mul_(fre_v).add_(skip), fre_att.norm_out)
+    fre = channel_layer_norm(fre_qk.mul_(fre_v).add_(skip), fre_att.norm_out)
     del fre_qk, fre_v
     spa_v = attention_part(value_chain(spa_att.wv), [amp_d, pha_f], spa_att.norm_v)
     del amp_d, pha_f
-    spa = layer_norm_(spa_qk.mul_(spa_v).add_(skip), spa_att.norm_out)
+    spa = channel_layer_norm(spa_qk.mul_(spa_v).add_(skip), spa_att.norm_out)
     del spa_qk, spa_v, skip
 
     # Stages 3-4: gates, fusion, reconstruction

@@ -18,13 +18,14 @@ from basicsr.data.fusion_dataset import describe
 from basicsr.models import MODEL_REGISTRY
 from basicsr.models.fusion_model import TrainingDiverged
 from basicsr.utils import dist as du
-from basicsr.utils.checkpoint import (CKPT_FORMAT, load_network, read_checkpoint, remove_orphan_temps,
-                                      save_atomic)
+from basicsr.utils.checkpoint import (CKPT_FORMAT, describe_config, load_weights, read_checkpoint,
+                                      remove_orphan_temps, save_atomic)
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, CheckpointError,
                                   ConfigError, DGFusionError, one_line)
 from basicsr.utils.fs import ensure_writable_dir
 from basicsr.utils.logger import JsonlWriter, make_tb_writer, setup_logging
-from basicsr.utils.options import LoadedOptions, resolve_checkpoint_path
+from basicsr.config import LoadedOptions
+from basicsr.utils.options import resolve_checkpoint_path
 from basicsr.utils.run_control import StopRequest, rng_state, seed_everything, set_rng_state
 from basicsr.utils.run_lock import LOCK_NAME, RunLock
 from basicsr.utils.run_lock import describe as describe_holder
@@ -157,14 +158,11 @@ class Trainer:
         path = self.opt['path'].get('pretrain_network_g')
         if not path:
             return
-        net = load_network(path, device='cpu', use_ema=self.opt['path']['param_key_g'] == 'params_ema')
-        try:
-            self.model.net_g.load_state_dict(net.state_dict())
-        except RuntimeError as exc:
-            raise CheckpointError(f"{path}: does not fit network_g {self.opt['network_g']} "
-                                  f"({str(exc).splitlines()[-1].strip()})") from None
+        path = resolve_checkpoint_path(path) or Path(path)
+        load_weights(self.model.net_g, path, key=self.opt['path']['param_key_g'],
+                     arch=f"network_g {describe_config(self.opt['network_g'])}")
         if self.model.net_g_ema is not None:
-            self.model.net_g_ema.load_state_dict(net.state_dict())
+            self.model.net_g_ema.load_state_dict(self.model.net_g.state_dict())
         logger.info('initialised network_g from %s', path)
 
     def _read_resume(self, path: Path) -> Dict[str, Any]:

@@ -15,8 +15,8 @@ import torch
 
 from basicsr.train import main as train_main
 from basicsr.trainer import Trainer
-from basicsr.utils.checkpoint import load_network
-from basicsr.utils.options import load_options
+from basicsr.inference.loader import load_network
+from basicsr.config import load_options
 from tests.conftest import REPO, train_options
 
 

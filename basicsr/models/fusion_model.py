@@ -49,7 +49,7 @@ class FusionModel:
     everything else (logging, checkpoints, data) lives in the trainer.
 
     Args:
-        opt: validated options (see ``basicsr.utils.options``).
+        opt: validated options (see ``basicsr.config``).
         device: where the network lives.
         net: an already built network (e.g. loaded from a checkpoint); built from
             ``opt['network_g']`` when None.

@@ -99,3 +99,4 @@ METRIC_REGISTRY = Registry('metric')
 MODEL_REGISTRY = Registry('model')
 OPTIMIZER_REGISTRY = Registry('optimizer')
 SCHEDULER_REGISTRY = Registry('scheduler')
+STATE_ADAPTER_REGISTRY = Registry('state adapter')  # keyed by the arch's registered name

@@ -285,7 +285,7 @@ def test_script_writes_masks_reports_failures(tmp_path, pair_dirs):
     res = run_script('--vis', vis_dir, '--ir', ir_dir, '--out', out, '--workers', 2)
     assert res.returncode == 1, res.stderr
     assert counts(res.stdout) == (4, 0, 3)
-    for bad in ('broken', 'sized', 'lonely.jpg'):
+    for bad in ('broken', 'sized', 'lonely'):
         assert re.search(rf'error: {re.escape(bad)}\b', res.stderr), res.stderr
     assert 'size mismatch' in res.stderr
     assert sorted(p.name for p in out.glob('*.png')) == ['a.png', 'b.png', 'c.png', 'd.png']
@@ -347,7 +347,7 @@ def test_script_bad_input_one_line_error(tmp_path):
     res = run_script('-opt', tmp_path / 'o.yml')
     assert res.returncode != 0 and 'dataroot_mask' in res.stderr and 'Traceback' not in res.stderr
     res = run_script('--vis', tmp_path / 'x', '--ir', tmp_path / 'y', '--out', tmp_path / 'z')
-    assert res.returncode != 0 and 'not a folder' in res.stderr and 'Traceback' not in res.stderr
+    assert res.returncode != 0 and 'folder does not exist' in res.stderr and 'Traceback' not in res.stderr
 
 
 # --- real pairs (only where ../shared is present) ------------------------------------------

@@ -192,7 +192,10 @@ class FusionModel:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> Dict[str, Any]:
-        """Network, EMA, optimiser, scheduler and scaler states (plain tensors/primitives)."""
+        """Network, EMA, optimiser, scheduler and scaler states (plain tensors/primitives);
+        an inference-only model (``is_train=False``) has the network only."""
+        if not hasattr(self, 'optimizer'):
+            return {'params': self.net_g.state_dict(), 'params_ema': None}
         return {
             'params': self.net_g.state_dict(),
             'params_ema': self.net_g_ema.state_dict() if self.net_g_ema is not None else None,
@@ -203,7 +206,11 @@ class FusionModel:
         }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved (network shapes must match)."""
+        """Restore what :meth:`state_dict` saved (network shapes must match); an
+        inference-only model takes the EMA weights when there are any."""
+        if not hasattr(self, 'optimizer'):
+            self.net_g.load_state_dict(state.get('params_ema') or state['params'])
+            return
         self.net_g.load_state_dict(state['params'])
         if self.net_g_ema is not None:
             self.net_g_ema.load_state_dict(state['params_ema'] or state['params'])

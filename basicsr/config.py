@@ -29,12 +29,12 @@ from basicsr.utils.logger import console
 from basicsr.utils.options import (ARCH_RANGES, DATASET_RANGES, LOADER_KEYS, LOSS_RANGES, NUM,
                                    OPT_STR, OPTIMIZER_RANGES, POSITIVE, REQUIRED, SCHEDULER_RANGES,
                                    UNIT_OPEN_HIGH, Problems, Registry, _constructor_params, _f,
-                                   _fill, _hint, _missing_folder, _type_name, _type_ok,
+                                   _fill, _missing_folder, _type_name, _type_ok,
                                    check_name, check_paths, check_ranges, check_train_images,
                                    check_type_section, parse_device, try_build)
 from basicsr.utils.registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY,
                                     MODEL_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY,
-                                    build_from_cfg)
+                                    build_from_cfg, did_you_mean, unknown_name)
 from basicsr.utils.yaml_io import dump_yaml, load_yaml_file, parse_scalar
 
 TRAIN_SCHEMA: Dict[str, Any] = {
@@ -159,9 +159,9 @@ def apply_overrides(opt: Dict[str, Any], overrides: Sequence[str], probs: Proble
                     pass  # a documented key the file leaves at its default
                 else:
                     known = sorted(set(node) | set(documented)) if isinstance(node, dict) else []
-                    hint = _hint(key, known)
+                    prefix = ''.join(f"{k}." for k in keys[:i])
                     probs.add(f"--set {dotted}", f"no existing key '{'.'.join(keys[:i + 1])}'"
-                              + (f"; did you mean {'.'.join(keys[:i] + [hint])}?" if hint else ''))
+                              + did_you_mean(key, known, prefix, quote=False))
                     break
             if last:
                 try:
@@ -342,9 +342,8 @@ def validate_metrics(opt: Dict[str, Any], probs: Problems) -> None:
                  if convention in getattr(METRIC_REGISTRY.get(n), 'conventions', ())]
     for i, name in enumerate(names):
         if name not in available:
-            hint = _hint(name, available)
             probs.add(f"val.metrics.names.{i}", f"{brief(name)} is not a {convention} metric (available: "
-                      f"{', '.join(available)})" + (f"; did you mean '{hint}'?" if hint else ''))
+                      f"{', '.join(available)})" + did_you_mean(name, available))
 
 
 
@@ -402,9 +401,8 @@ def load_options(path: str | Path, is_train: bool = True, overrides: Sequence[st
     if err:
         probs.add('device', err)
     if opt.get('model_type') not in MODEL_REGISTRY:
-        hint = _hint(opt.get('model_type'), MODEL_REGISTRY.keys())
-        probs.add('model_type', f"unknown model type {brief(opt.get('model_type'))} (available: "
-                  f"{', '.join(MODEL_REGISTRY.keys())})" + (f"; did you mean '{hint}'?" if hint else ''))
+        probs.add('model_type', unknown_name('model type', opt.get('model_type'),
+                                             MODEL_REGISTRY.keys()))
     validate_datasets(opt, probs, is_train)
     if is_train:
         validate_train_sections(opt, probs)

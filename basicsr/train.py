@@ -9,10 +9,8 @@ import logging
 import sys
 from typing import List, Optional
 
-from basicsr.utils.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, DGFusionError, one_line
+from basicsr.utils.errors import EXIT_INTERRUPTED, EXIT_SETUP, DGFusionError, one_line
 from basicsr.utils.logger import console
-
-logger = logging.getLogger('basicsr.train')
 
 
 def parse_args(argv: Optional[List[str]] = None, test: bool = False) -> argparse.Namespace:

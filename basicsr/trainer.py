@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
+from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from basicsr.data import build_dataset, build_eval_loader, build_train_loader
@@ -249,8 +250,9 @@ class Trainer:
         from basicsr.utils.saliency import saliency_mask
         from basicsr.utils.img_util import tensor2img
         mask = torch.from_numpy(saliency_mask(tensor2img(vis), tensor2img(ir)))[None, None]
-        rgb = lambda t: t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t  # noqa: E731
-        grid = torch.cat([rgb(vis), rgb(ir), rgb(mask), rgb(fused)], dim=3)[0]
+        tiles = [t[:1].expand(-1, 3, -1, -1) if t.shape[1] == 1 else t[:1]
+                 for t in (vis, ir, mask.to(vis.dtype), fused)]
+        grid = make_grid(torch.cat(tiles), nrow=4, padding=0)
         self.tb.add_image('val/vis_ir_mask_fused', grid.clamp(0, 1), it)
 
     # ------------------------------------------------------------------ loop

@@ -37,7 +37,7 @@ from tqdm import tqdm  # noqa: E402
 
 from basicsr.data.pairs import match_folders  # noqa: E402
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP,  # noqa: E402
-                                  ConfigError, DataError, DGFusionError)
+                                  ConfigError, DataError, DGFusionError, first_line)
 from basicsr.utils.fs import ensure_writable_dir  # noqa: E402
 from basicsr.utils.img_util import read_image  # noqa: E402
 from basicsr.utils.saliency import MODES, saliency_mask_u8  # noqa: E402
@@ -96,8 +96,7 @@ def make_mask(job: PairJob) -> Tuple[str, Optional[str]]:
             raise
         return job.name, None
     except Exception as exc:  # report every failure by name and go on with the others
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return job.name, msg
+        return job.name, first_line(exc)
 
 
 def _init_worker() -> None:

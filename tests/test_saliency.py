@@ -227,22 +227,6 @@ def test_read_mask_8_and_16_bit(tmp_path, dtype, top):
         read_mask(tmp_path / 'missing.png')
 
 
-def test_torch_matches_numpy():
-    torch = pytest.importorskip('torch')
-    from basicsr.utils.saliency import saliency_mask_torch, vsm_saliency_torch
-    rng = np.random.default_rng(4)
-    vis = rng.integers(0, 256, (7, 9)).astype(np.uint8)
-    ir = rng.integers(0, 60, (7, 9)).astype(np.uint8)
-    s = vsm_saliency_torch(torch.from_numpy(vis))
-    assert s.dtype == torch.float64
-    np.testing.assert_array_equal(s.numpy(), vsm_saliency(vis))
-    np.testing.assert_array_equal(vsm_saliency_torch(torch.full((2, 2), 9, dtype=torch.uint8)),
-                                  np.zeros((2, 2)))
-    for mode in ('dgfusion', 'weighted'):
-        got = saliency_mask_torch(torch.from_numpy(vis), torch.from_numpy(ir), mode)
-        np.testing.assert_array_equal(got.numpy(), saliency_mask(vis, ir, mode))
-
-
 # --- the mask script -----------------------------------------------------------------------
 
 def run_script(*args, cwd=None):

@@ -1,7 +1,6 @@
 """Paired visible/infrared dataset (optionally with visible-weight masks)."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -13,8 +12,6 @@ from basicsr.utils.errors import DataError
 from basicsr.utils.img_util import img2tensor, ir_to_gray, read_image
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, to_unit
 from basicsr.utils.registry import DATASET_REGISTRY
-
-logger = logging.getLogger(__name__)
 
 
 @DATASET_REGISTRY.register()

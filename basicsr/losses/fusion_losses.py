@@ -21,7 +21,6 @@ Example:
 """
 from __future__ import annotations
 
-import logging
 import math
 from typing import Optional, Sequence, Tuple
 
@@ -34,7 +33,6 @@ from kornia.metrics import ssim as kornia_ssim
 from basicsr.utils.errors import ConfigError
 from basicsr.utils.registry import LOSS_REGISTRY
 
-logger = logging.getLogger(__name__)
 
 MASK_FORMULAS: Tuple[str, ...] = ('published', 'weighted')
 REDUCTIONS: Tuple[str, ...] = ('mean',)

@@ -5,17 +5,15 @@ checkpoint paths. :mod:`basicsr.config` puts them together with the filled regis
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from basicsr.utils.errors import ConfigError, brief
-from basicsr.utils.registry import Registry, closest_match
+from basicsr.utils.errors import ConfigError, brief, first_line
+from basicsr.utils.registry import Registry, did_you_mean, unknown_name
 
-logger = logging.getLogger(__name__)
 
 REQUIRED = object()
 MIN_PATCH_SIZE = 8  # smaller crops leave the 3x3 gradient and FFT branches almost no content
@@ -93,12 +91,6 @@ def check_ranges(section: Dict[str, Any], ranges: Dict[str, Range], prefix: str,
             probs.add(prefix + key, msg)
 
 
-def _hint(name: Any, choices) -> Optional[str]:
-    """Closest choice to ``name``; long values (pasted text) get no suggestion."""
-    text = str(name)
-    return closest_match(text, choices) if len(text) <= 100 else None
-
-
 def check_name(value: Any, key: str, probs: 'Problems') -> None:
     """``name`` becomes one folder: non-empty, one path component, no '..', no separators."""
     if not isinstance(value, str):
@@ -159,9 +151,8 @@ def _fill(schema: Dict[str, Any], data: Dict[str, Any], prefix: str, probs: Prob
     for key, value in list(data.items()):
         path = f"{prefix}{key}"
         if key not in schema:
-            hint = _hint(key, schema)
-            probs.add(path, 'unknown key' + (f"; did you mean {prefix}{hint}?" if hint
-                                            else f" (known here: {', '.join(schema)})"))
+            probs.add(path, 'unknown key' + did_you_mean(
+                key, schema, prefix, quote=False, otherwise=f" (known here: {', '.join(schema)})"))
             continue
         spec = schema[key]
         if isinstance(spec, dict):
@@ -176,9 +167,8 @@ def _fill(schema: Dict[str, Any], data: Dict[str, Any], prefix: str, probs: Prob
         elif spec.range is not None and spec.range.problem(value):
             probs.add(path, spec.range.problem(value))
         elif spec.choices is not None and value not in spec.choices:
-            hint = _hint(value, [str(c) for c in spec.choices])
             probs.add(path, f"{brief(value)} is not one of {', '.join(map(str, spec.choices))}"
-                      + (f"; did you mean '{hint}'?" if hint else ''))
+                      + did_you_mean(value, spec.choices))
     for key, spec in schema.items():
         if key in data:
             continue
@@ -232,10 +222,9 @@ def check_registered(obj: Any, kwargs: Dict[str, Any], prefix: str, probs: Probl
     for key, value in kwargs.items():
         if key not in accepted:
             if not var_kw:
-                hint = _hint(key, accepted)
-                probs.add(prefix + key, f"unknown option for {obj.__name__}" + (
-                    f"; did you mean {prefix}{hint}?" if hint
-                    else f" (accepted: {', '.join(accepted)})"))
+                probs.add(prefix + key, f"unknown option for {obj.__name__}" + did_you_mean(
+                    key, accepted, prefix, quote=False,
+                    otherwise=f" (accepted: {', '.join(accepted)})"))
             continue
         types = _annotation_types(hints.get(key, typing.Any))
         if types is not None and not _type_ok(value, types):
@@ -253,9 +242,7 @@ def check_type_section(registry: Registry, section: Any, prefix: str, probs: Pro
         return
     name = section.get('type')
     if name not in registry:
-        hint = _hint(name, registry.keys())
-        probs.add(prefix + 'type', f"unknown {registry._name} type {brief(name)} (available: "
-                  f"{', '.join(registry.keys())})" + (f"; did you mean '{hint}'?" if hint else ''))
+        probs.add(prefix + 'type', unknown_name(f"{registry._name} type", name, registry.keys()))
         return
     kwargs = {k: v for k, v in section.items() if k != 'type'}
     check_registered(registry.get(name), kwargs, prefix, probs, skip)
@@ -271,8 +258,7 @@ def try_build(key: str, factory, probs: Problems) -> None:
     try:
         factory()
     except Exception as exc:  # any constructor complaint becomes a config problem
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        probs.add(key, f"rejected: {text[:300]}")
+        probs.add(key, f"rejected: {first_line(exc)}")
 
 
 def _constructor_params(obj: Any, skip: Sequence[str] = ()) -> List[str]:

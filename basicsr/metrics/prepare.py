@@ -112,6 +112,7 @@ def gray_tang(img: np.ndarray) -> np.ndarray:
     """MATLAB ``rgb2gray`` on uint8 (spec §1.2): (H, W, 3) RGB -> (H, W) uint8; gray passes."""
     if img.ndim == 2:
         return img
+    # by hand: cv2.cvtColor's coefficients and half-to-even rounding would move tang MI (spec §10)
     rgb = img.astype(np.float64)
     r, g, b = _MATLAB_GRAY
     y = r * rgb[..., 0] + g * rgb[..., 1] + b * rgb[..., 2]

@@ -60,13 +60,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 def run_test(args: argparse.Namespace) -> int:
     import torch
 
+    from basicsr.config import load_options, print_dry_run
     from basicsr.data import build_dataset
     from basicsr.data.demo import ensure_demo_data
     from basicsr.inference import check_tile, load_model
-    from basicsr.train import print_dry_run
     from basicsr.utils.fs import ensure_writable_dir
     from basicsr.utils.logger import setup_logging
-    from basicsr.utils.options import load_options
     from basicsr.utils.yaml_io import dump_yaml
 
     overlap = args.tile_overlap
@@ -93,7 +92,7 @@ def run_test(args: argparse.Namespace) -> int:
     return_large_blocks_to_os()  # freed full-size maps leave the process
     model = load_model(opt['path']['pretrain_network_g'], opt['device'],
                        use_ema=opt['path']['param_key_g'] == 'params_ema',
-                       where='path.pretrain_network_g')
+                       where='path.pretrain_network_g', network_g=opt['network_g'])
     logger.info('loaded %s', model.describe())
     failed = 0
     for name, dataset in datasets:

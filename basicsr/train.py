@@ -9,10 +9,8 @@ import logging
 import sys
 from typing import List, Optional
 
-from basicsr.utils.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, DGFusionError, one_line
+from basicsr.utils.errors import EXIT_INTERRUPTED, EXIT_SETUP, DGFusionError, one_line
 from basicsr.utils.logger import console
-
-logger = logging.getLogger('basicsr.train')
 
 
 def parse_args(argv: Optional[List[str]] = None, test: bool = False) -> argparse.Namespace:
@@ -29,16 +27,6 @@ def parse_args(argv: Optional[List[str]] = None, test: bool = False) -> argparse
         p.add_argument('--auto-resume', action='store_true',
                        help='continue from the newest checkpoint of this experiment')
     return p.parse_args(argv)
-
-
-def print_dry_run(loaded) -> int:
-    """``--dry-run``: warnings and the verdict on stderr, the resolved options on stdout."""
-    from basicsr.utils.yaml_io import dump_yaml
-    for w in loaded.warnings:
-        console(f"warning: {w}", err=True)
-    console(dump_yaml(loaded.opt).rstrip())
-    console(f"ok: {loaded.source} is valid", err=True)
-    return EXIT_OK
 
 
 def fail(message: str, code: int = EXIT_SETUP) -> int:
@@ -88,7 +76,7 @@ def check_run_state(opt, auto_resume: bool) -> None:
 def train(args: argparse.Namespace) -> int:
     from basicsr.data.demo import ensure_demo_data
     from basicsr.trainer import Trainer
-    from basicsr.utils.options import load_options
+    from basicsr.config import load_options, print_dry_run
     from basicsr.utils.run_control import git_commit
 
     if not args.dry_run:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
+from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from basicsr.data import build_dataset, build_eval_loader, build_train_loader
@@ -18,13 +19,14 @@ from basicsr.data.fusion_dataset import describe
 from basicsr.models import MODEL_REGISTRY
 from basicsr.models.fusion_model import TrainingDiverged
 from basicsr.utils import dist as du
-from basicsr.utils.checkpoint import (CKPT_FORMAT, load_network, read_checkpoint, remove_orphan_temps,
-                                      save_atomic)
+from basicsr.utils.checkpoint import (CKPT_FORMAT, describe_config, load_weights, read_checkpoint,
+                                      remove_orphan_temps, save_atomic)
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, CheckpointError,
                                   ConfigError, DGFusionError, one_line)
 from basicsr.utils.fs import ensure_writable_dir
 from basicsr.utils.logger import JsonlWriter, make_tb_writer, setup_logging
-from basicsr.utils.options import LoadedOptions, resolve_checkpoint_path
+from basicsr.config import LoadedOptions
+from basicsr.utils.options import resolve_checkpoint_path
 from basicsr.utils.run_control import StopRequest, rng_state, seed_everything, set_rng_state
 from basicsr.utils.run_lock import LOCK_NAME, RunLock
 from basicsr.utils.run_lock import describe as describe_holder
@@ -157,14 +159,11 @@ class Trainer:
         path = self.opt['path'].get('pretrain_network_g')
         if not path:
             return
-        net = load_network(path, device='cpu', use_ema=self.opt['path']['param_key_g'] == 'params_ema')
-        try:
-            self.model.net_g.load_state_dict(net.state_dict())
-        except RuntimeError as exc:
-            raise CheckpointError(f"{path}: does not fit network_g {self.opt['network_g']} "
-                                  f"({str(exc).splitlines()[-1].strip()})") from None
+        path = resolve_checkpoint_path(path) or Path(path)
+        load_weights(self.model.net_g, path, key=self.opt['path']['param_key_g'],
+                     arch=f"network_g {describe_config(self.opt['network_g'])}")
         if self.model.net_g_ema is not None:
-            self.model.net_g_ema.load_state_dict(net.state_dict())
+            self.model.net_g_ema.load_state_dict(self.model.net_g.state_dict())
         logger.info('initialised network_g from %s', path)
 
     def _read_resume(self, path: Path) -> Dict[str, Any]:
@@ -251,8 +250,9 @@ class Trainer:
         from basicsr.utils.saliency import saliency_mask
         from basicsr.utils.img_util import tensor2img
         mask = torch.from_numpy(saliency_mask(tensor2img(vis), tensor2img(ir)))[None, None]
-        rgb = lambda t: t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t  # noqa: E731
-        grid = torch.cat([rgb(vis), rgb(ir), rgb(mask), rgb(fused)], dim=3)[0]
+        tiles = [t[:1].expand(-1, 3, -1, -1) if t.shape[1] == 1 else t[:1]
+                 for t in (vis, ir, mask.to(vis.dtype), fused)]
+        grid = make_grid(torch.cat(tiles), nrow=4, padding=0)
         self.tb.add_image('val/vis_ir_mask_fused', grid.clamp(0, 1), it)
 
     # ------------------------------------------------------------------ loop

@@ -100,7 +100,7 @@ def bench_net(args: argparse.Namespace, device: torch.device) -> dict:
     """Parameter table, then the lean/plain inference and training tables (see
     ``scripts/benchmark_network.py``); returns the figures for the JSON file."""
     from basicsr.archs.dgfusion_arch import DGFusion
-    from basicsr.utils.checkpoint import dead_published_shapes
+    from basicsr.archs.dgfusion_published import dead_published_shapes
     from benchmark_network import bench_network
 
     c = args.channels

@@ -3,7 +3,7 @@
     python scripts/convert_checkpoint.py --input IN --output OUT --to ours|published [--key K]
 
 ``--to ours`` writes ``{'format': 'dgfusion-ckpt-v1', 'network_g': {...}, 'params': ...}``
-(loadable by ``basicsr.utils.checkpoint.load_network``); ``--to published`` writes
+(loadable by ``basicsr.inference.load_network``); ``--to published`` writes
 ``{'params': ...}`` with the published names and its unused weights as zeros, so the published
 code loads it with ``strict=True``. The input may be in either layout. ``--key`` picks the
 input's state dict (default: ``params_ema`` when present, else ``params``); the output always
@@ -16,10 +16,15 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from basicsr.utils.checkpoint import (CKPT_FORMAT, ours_to_published, prepare_state,  # noqa: E402
-                                      read_checkpoint, save_atomic, select_state)
+from basicsr.archs import DEFAULT_NETWORK_G, build_network  # noqa: E402
+from basicsr.archs.dgfusion_published import ours_to_published  # noqa: E402
+from basicsr.utils.checkpoint import (CKPT_FORMAT, check_format, describe_config,  # noqa: E402
+                                      match_state, network_config, read_checkpoint, save_atomic,
+                                      select_state)
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP,  # noqa: E402
                                   CheckpointError, DGFusionError)
 from basicsr.utils.fs import ensure_writable_file  # noqa: E402
@@ -31,8 +36,15 @@ def convert(src: Path, dst: Path, to: str, key: Optional[str] = None) -> str:
         raise CheckpointError(f"{dst}: output must differ from the input")
     ensure_writable_file(dst, 'output checkpoint')
     ckpt = read_checkpoint(src)
+    check_format(ckpt, src)
+    cfg = network_config(ckpt, DEFAULT_NETWORK_G, where=src)
+    if cfg.get('type') != 'DGFusion':
+        raise CheckpointError(f"{src}: holds a {cfg.get('type')}; only DGFusion has a published "
+                              f"layout")
+    with torch.device('meta'):  # shapes only: the file's tensors are written as they are
+        net = build_network(cfg)
     state = select_state(ckpt, use_ema=True, key=key, where=str(src))
-    state, channels = prepare_state(state, ckpt.get('network_g'), where=str(src))
+    state, channels = match_state(net, state, str(src), describe_config(cfg)), net.channels
     if to == 'ours':
         out = {'format': CKPT_FORMAT, 'network_g': {'type': 'DGFusion', 'channels': channels},
                'params': state}

@@ -54,11 +54,11 @@ from basicsr.metrics import (CONVENTIONS, DEFAULT_CONVENTION, default_metrics,  
                              higher_is_better, metrics_for, read_image_rgb)
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK,  # noqa: E402
                                   EXIT_SETUP, ConfigError, DataError, DGFusionError)
+from basicsr.data.pairs import match_folders  # noqa: E402
 from basicsr.utils import img_util  # noqa: E402
 from basicsr.utils.fs import ensure_writable_file  # noqa: E402
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, IrRange, parse_ir_range  # noqa: E402
 
-IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
 
 def _short(items: Sequence[str], limit: int = 5) -> str:
@@ -73,20 +73,16 @@ def list_images(folder: Path, what: str) -> Dict[str, Path]:
         raise DataError(f"{what} folder not found: {folder}")
     found = img_util.list_images(folder)
     if not found:
-        raise DataError(f"{what} folder {folder}: no images ({', '.join(IMAGE_EXTS)})")
+        raise DataError(f"{what} folder {folder}: no images ({', '.join(img_util.IMAGE_EXTENSIONS)})")
     return found
 
 
 def source_stems(vis_dir: Path, ir_dir: Path
                  ) -> Tuple[Dict[str, Path], Dict[str, Path], List[Tuple[str, str]]]:
     """Visible and infrared images paired by stem, and ``(stem, message)`` per unpaired stem."""
-    vis, ir = list_images(vis_dir, 'vis'), list_images(ir_dir, 'ir')
-    unpaired = [(s, f"{vis[s].name} has no infrared image in {ir_dir}") for s in sorted(set(vis) - set(ir))]
-    unpaired += [(s, f"{ir[s].name} has no visible image in {vis_dir}") for s in sorted(set(ir) - set(vis))]
-    paired = set(vis) & set(ir)
-    if not paired:
-        raise DataError(f"no image pairs (same stem) in {vis_dir} and {ir_dir}")
-    return ({s: vis[s] for s in paired}, {s: ir[s] for s in paired}, unpaired)
+    list_images(vis_dir, 'vis'), list_images(ir_dir, 'ir')  # the folder-specific messages
+    pairs, unpaired = match_folders(vis_dir, ir_dir)
+    return ({p['stem']: p['vis'] for p in pairs}, {p['stem']: p['ir'] for p in pairs}, unpaired)
 
 
 def match_suffix(files: Dict[str, Path], stems: Sequence[str], suffix: str,

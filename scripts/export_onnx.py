@@ -66,7 +66,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def load_net(args: argparse.Namespace):
-    from basicsr.utils.checkpoint import load_network
+    from basicsr.inference.loader import load_network
     from basicsr.utils.options import resolve_checkpoint_path
 
     ckpt = resolve_checkpoint_path(args.weights)

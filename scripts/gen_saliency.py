@@ -14,7 +14,7 @@ of its inputs is kept unless ``--force`` (also needed after changing ``--mode``)
 
 With ``-opt``, every entry under ``datasets:`` that has ``dataroot_vis``, ``dataroot_ir`` and
 ``dataroot_mask`` gets its mask folder filled; relative paths are taken from the current
-directory. Failed pairs (unreadable file, size mismatch, unmatched or ambiguous stem) are
+directory. Failed pairs (unreadable file, size mismatch, unmatched stem) are
 reported by name on stderr, the others are still done, and the exit status is 1. Every mask
 folder is checked for writing before any work (exit 2 when one cannot be written); Ctrl-C
 keeps the masks already written and exits 130.
@@ -30,20 +30,18 @@ import argparse  # noqa: E402
 import multiprocessing  # noqa: E402
 import os  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from typing import Dict, Iterable, List, Optional, Tuple  # noqa: E402
+from typing import Iterable, List, Optional, Tuple  # noqa: E402
 
 import cv2  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from basicsr.data.pairs import match_folders  # noqa: E402
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP,  # noqa: E402
-                                  ConfigError, DataError, DGFusionError)
+                                  ConfigError, DataError, DGFusionError, first_line)
 from basicsr.utils.fs import ensure_writable_dir  # noqa: E402
 from basicsr.utils.img_util import read_image  # noqa: E402
 from basicsr.utils.saliency import MODES, saliency_mask_u8  # noqa: E402
 from basicsr.utils.yaml_io import load_yaml_file  # noqa: E402
-
-IMG_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
-
 
 @dataclass(frozen=True)
 class PairJob:
@@ -62,35 +60,12 @@ class Tally:
     failed: int = 0
 
 
-def index_folder(folder: Path) -> Dict[str, List[Path]]:
-    """Image files of ``folder`` grouped by stem (hidden files and other types ignored)."""
-    if not folder.is_dir():
-        raise DataError(f"{folder}: not a folder")
-    found: Dict[str, List[Path]] = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in IMG_EXTS and not path.name.startswith('.') and path.is_file():
-            found.setdefault(path.stem, []).append(path)
-    return found
-
-
 def match_pairs(vis_dir: Path, ir_dir: Path, out_dir: Path,
                 mode: str) -> Tuple[List[PairJob], List[Tuple[str, str]]]:
     """Pair the two folders by stem. Returns (jobs, failures as (name, reason))."""
-    vis_files, ir_files = index_folder(vis_dir), index_folder(ir_dir)
-    jobs: List[PairJob] = []
-    failures: List[Tuple[str, str]] = []
-    for stem in sorted(set(vis_files) | set(ir_files)):
-        vis, ir = vis_files.get(stem, []), ir_files.get(stem, [])
-        if not ir:
-            failures.append((vis[0].name, f"no infrared image with this stem in {ir_dir}"))
-        elif not vis:
-            failures.append((ir[0].name, f"no visible image with this stem in {vis_dir}"))
-        elif len(vis) > 1 or len(ir) > 1:
-            names = ', '.join(p.name for p in vis + ir)
-            failures.append((stem, f"ambiguous stem, several images: {names}"))
-        else:
-            jobs.append(PairJob(stem, vis[0], ir[0], out_dir / f"{stem}.png", mode))
-    return jobs, failures
+    pairs, unmatched = match_folders(vis_dir, ir_dir)
+    jobs = [PairJob(p['stem'], p['vis'], p['ir'], out_dir / f"{p['stem']}.png", mode) for p in pairs]
+    return jobs, unmatched
 
 
 def is_up_to_date(job: PairJob) -> bool:
@@ -121,8 +96,7 @@ def make_mask(job: PairJob) -> Tuple[str, Optional[str]]:
             raise
         return job.name, None
     except Exception as exc:  # report every failure by name and go on with the others
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return job.name, msg
+        return job.name, first_line(exc)
 
 
 def _init_worker() -> None:
@@ -152,8 +126,6 @@ def generate(vis_dir: Path, ir_dir: Path, out_dir: Path, mode: str = 'dgfusion',
     """Fill ``out_dir`` with the masks of all pairs; failures go to stderr by name."""
     tally = Tally()
     jobs, failures = match_pairs(vis_dir, ir_dir, out_dir, mode)
-    if not jobs and not failures:
-        raise DataError(f"no image pairs found in {vis_dir} and {ir_dir}")
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"{out_dir}: exists and is not a folder (expected the mask output folder)")
     out_dir.mkdir(parents=True, exist_ok=True)

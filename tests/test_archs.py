@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from basicsr.archs import build_network
 from basicsr.archs.dgfusion_arch import DGFusion
 from basicsr.archs.spectral import canonical_fft2
-from basicsr.utils.checkpoint import load_network
+from basicsr.inference.loader import load_network
 from basicsr.utils.errors import ConfigError, RegistryError
 
 PARITY = Path(__file__).resolve().parent / 'data' / 'dgfusion_c4.pt'

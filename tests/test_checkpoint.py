@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from basicsr.archs.dgfusion_arch import DGFusion
-from basicsr.utils.checkpoint import (infer_channels, is_published_state, load_network,
-                                      ours_to_published, published_to_ours, read_checkpoint,
-                                      save_atomic)
+from basicsr.archs.dgfusion_published import (infer_channels, is_published_state,
+                                              ours_to_published, published_to_ours)
+from basicsr.inference.loader import load_network
+from basicsr.utils.checkpoint import read_checkpoint, save_atomic
 from basicsr.utils.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]

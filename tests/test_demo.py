@@ -17,10 +17,7 @@ from basicsr.utils.errors import ConfigError, DataError
 SMALL = dict(n_train=3, n_test=2, size=(24, 32), seed=0)
 REPO = Path(__file__).resolve().parents[1]
 
-try:
-    from basicsr.utils.saliency import saliency_mask
-except ModuleNotFoundError:  # masks are optional until the saliency util exists
-    saliency_mask = None
+from basicsr.utils.saliency import saliency_mask
 
 
 def files_of(root: Path):
@@ -32,9 +29,8 @@ def test_layout_sizes_and_channels(tmp_path):
     assert root == tmp_path / 'demo'
     names = ['0000.png', '0001.png', '0002.png']
     expected = [f'train/vis/{n}' for n in names] + [f'train/ir/{n}' for n in names] \
-        + [f'test/vis/{n}' for n in names[:2]] + [f'test/ir/{n}' for n in names[:2]] + [MARKER_NAME]
-    if saliency_mask is not None:
-        expected += [f'train/mask/{n}' for n in names]
+        + [f'test/vis/{n}' for n in names[:2]] + [f'test/ir/{n}' for n in names[:2]] + [MARKER_NAME] \
+        + [f'train/mask/{n}' for n in names]
     assert files_of(root) == sorted(expected)
     for rel in files_of(root):
         if not rel.endswith('.png'):
@@ -44,12 +40,11 @@ def test_layout_sizes_and_channels(tmp_path):
         assert img.shape == ((24, 32, 3) if '/vis/' in rel else (24, 32)), rel
     marker = json.loads((root / MARKER_NAME).read_text())
     assert marker['n_train'] == 3 and marker['n_test'] == 2 and marker['size'] == [24, 32]
-    assert marker['masks'] == (saliency_mask is not None)
+    assert marker['masks'] is True
     # leaves nothing but the dataset beside it
     assert sorted(p.name for p in tmp_path.iterdir()) == ['demo']
 
 
-@pytest.mark.skipif(saliency_mask is None, reason='basicsr.utils.saliency not available')
 def test_masks_are_the_vsm_masks_of_the_written_pairs(tmp_path):
     root = make_demo_dataset(tmp_path / 'demo', **SMALL)
     for i in range(3):

@@ -65,10 +65,6 @@ def test_reference_value(row):
 
 
 @needs_shared
-def test_reference_rows_present():
-    assert {r['convention'] for r in ROWS} == {'vifb', 'tang', 'cddfuse'}
-
-
 @needs_shared
 def test_cross_convention_agreement_tno01():
     fused, vis, ir = load('TNO', '01', 'SeAFusion')

@@ -479,11 +479,34 @@ PLANE_FNS = [(vif, 'tang'), (vif, 'cddfuse'), (qabf, 'vifb'), (qabf, 'tang'), (n
              (nabf_intended, 'tang'), (qcb, 'vifb'), (qcv, 'vifb'), (fmi, 'tang')]
 
 
+def _documented_small_image_value(name: str, conv: str, shape) -> float | None:
+    """What each docstring promises on an image too small for the metric (None: a number).
+
+    VIF: NaN below 17 px per side (``tang``), 1.0 per source there (``cddfuse``); FMI: NaN
+    below 3 px; a single pixel has no gradient, so Qabf, Qcb, Qcv are 0/0 = NaN.
+    """
+    if name == 'vif' and min(shape) < 17:
+        return math.nan if conv == 'tang' else 2.0
+    if name == 'fmi' and min(shape) < 3:
+        return math.nan
+    if name in ('qabf', 'qcb', 'qcv') and shape == (1, 1):
+        return math.nan
+    return None
+
+
 @pytest.mark.parametrize('shape', [(1, 1), (2, 3), (5, 1), (16, 16), (40, 40)])
-def test_small_images_do_not_crash(shape):
+def test_small_images_give_the_documented_values(shape):
     f, vi, ir = _rand(shape, 25), _rand(shape, 26), _rand(shape, 27)
     for fn, conv in PLANE_FNS:
-        assert isinstance(fn(f, vi, ir, conv), float)
+        value = fn(f, vi, ir, conv)
+        expected = _documented_small_image_value(fn.__name__, conv, shape)
+        assert isinstance(value, float), (fn.__name__, conv)
+        if expected is None:
+            assert math.isfinite(value) and value >= 0, (fn.__name__, conv, value)
+        elif math.isnan(expected):
+            assert math.isnan(value), (fn.__name__, conv, value)
+        else:
+            assert value == expected, (fn.__name__, conv, value)
 
 
 def test_ranges_on_random_images():

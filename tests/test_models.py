@@ -87,3 +87,21 @@ def test_state_dict_round_trip():
     for (n, p), (_, q) in zip(model.net_g_ema.named_parameters(), other.net_g_ema.named_parameters()):
         assert torch.equal(p, q), n
     assert other.optimizer.state_dict()['param_groups'] == model.optimizer.state_dict()['param_groups']
+
+
+def test_inference_only_model_state_dict():
+    """is_train=False builds no optimiser: its state is the network alone, and it loads the
+    EMA weights of a training model's state."""
+    torch.manual_seed(4)
+    trained = FusionModel(_opt(), torch.device('cpu'))
+    trained.train_step(_batch())
+    plain = FusionModel(_opt(), torch.device('cpu'), is_train=False)
+    state = plain.state_dict()
+    assert set(state) == {'params', 'params_ema'} and state['params_ema'] is None
+    assert state['params'].keys() == trained.net_g.state_dict().keys()
+    assert not plain.net_g.training
+    plain.load_state_dict(trained.state_dict())
+    for name, p in plain.net_g.named_parameters():
+        assert torch.equal(p, dict(trained.net_g_ema.named_parameters())[name]), name
+    assert any(not torch.equal(p, dict(trained.net_g.named_parameters())[n])
+               for n, p in plain.net_g.named_parameters())  # the EMA, not the raw weights

@@ -20,7 +20,7 @@ import torch
 from basicsr.archs.dgfusion_arch import DGFusion
 from basicsr.archs.dgfusion_export import DftBasis, export_forward, phase
 from basicsr.archs.dgfusion_reference import reference_forward
-from basicsr.utils.checkpoint import load_network
+from basicsr.inference.loader import load_network
 from basicsr.utils.errors import CheckpointError, ConfigError
 from tests.conftest import REPO, write_pairs
 

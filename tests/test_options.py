@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from basicsr.utils.errors import ConfigError
-from basicsr.utils.options import load_options
+from basicsr.config import load_options
 from basicsr.utils.yaml_io import load_yaml_text
 from tests.conftest import REPO, train_options, write_pairs
 

@@ -60,16 +60,102 @@ def test_build_does_not_mutate_and_checks_kwargs():
         build_from_cfg(ARCH_REGISTRY, {'type': 'DGFusion', 'chanels': 2}, where='network_g')
 
 
-def test_layers_import_downward_only():
-    """archs, losses and metrics never import data/models; data never imports models/archs."""
-    forbidden = {'archs': ('basicsr.data', 'basicsr.models', 'basicsr.losses', 'basicsr.metrics'),
-                 'losses': ('basicsr.models', 'basicsr.archs', 'basicsr.data'),
-                 'metrics': ('basicsr.models', 'basicsr.archs', 'basicsr.data', 'basicsr.losses'),
-                 'data': ('basicsr.models', 'basicsr.archs')}
-    for package, bad in forbidden.items():
-        for path in (REPO / 'basicsr' / package).glob('*.py'):
-            for node in ast.walk(ast.parse(path.read_text())):
-                names = ([node.module or ''] if isinstance(node, ast.ImportFrom)
-                         else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
-                for name in names:
-                    assert not name.startswith(bad), f"{path.name} imports {name}"
+# Layers from the bottom up: a module may import its own package and strictly lower layers only
+# (see ``Which way imports run`` in the house style). Every module of basicsr/ must be placed.
+LAYERS = {
+    'utils': 0,
+    'archs': 1, 'data': 1, 'losses': 1, 'metrics': 1,
+    'models': 2,
+    'inference': 3,
+    'validation': 4, 'config': 4, 'deploy': 4,
+    'trainer': 5,
+    'train': 6, 'test': 6,
+}
+
+
+def _unit(module: str) -> str:
+    """``basicsr.utils.options`` -> ``utils``; ``basicsr.train`` -> ``train``."""
+    return module.split('.')[1] if module.count('.') >= 1 else ''
+
+
+def _modules():
+    for path in sorted((REPO / 'basicsr').rglob('*.py')):
+        rel = path.relative_to(REPO).with_suffix('')
+        parts = list(rel.parts[:-1]) if rel.name == '__init__' else list(rel.parts)
+        yield '.'.join(parts), path, rel.name == '__init__'
+
+
+def _imports(module: str, path, is_pkg: bool):
+    """Every basicsr module ``module`` imports (function-local imports included)."""
+    package = module if is_pkg else module.rsplit('.', 1)[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ''
+            if node.level:
+                base = '.'.join(package.split('.')[:len(package.split('.')) - node.level + 1]
+                                + ([base] if base else []))
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        yield from (n for n in names if n.split('.')[0] == 'basicsr')
+
+
+def _graph():
+    modules = {m: (p, pkg) for m, p, pkg in _modules()}
+    graph = {}
+    for module, (path, pkg) in modules.items():
+        graph[module] = {n for n in _imports(module, path, pkg) if n in modules and n != module}
+    return graph
+
+
+def test_every_module_has_a_layer():
+    units = {_unit(m) for m in _graph() if m != 'basicsr'}
+    assert units <= set(LAYERS), f"place these in LAYERS: {sorted(units - set(LAYERS))}"
+
+
+def test_imports_only_look_down():
+    bad = []
+    for module, targets in _graph().items():
+        if module == 'basicsr':
+            continue
+        own = _unit(module)
+        for target in targets:
+            other = _unit(target)
+            if target != 'basicsr' and other != own and LAYERS[other] >= LAYERS[own]:
+                bad.append(f"{module} imports {target}")
+    assert not bad, '\n'.join(sorted(bad))
+
+
+ALLOWED_CYCLES: set = set()
+
+
+def test_no_import_cycles():
+    graph, state, cycles = _graph(), {}, []
+
+    def visit(node, stack):
+        state[node] = 'open'
+        for nxt in sorted(graph[node]):
+            loop = ' -> '.join(stack[stack.index(nxt):] + [nxt]) if nxt in stack else ''
+            if state.get(nxt) == 'open' and loop not in ALLOWED_CYCLES:
+                cycles.append(loop)
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 'done'
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, '\n'.join(cycles)
+
+
+def test_layering_check_catches_an_upward_import(tmp_path, monkeypatch):
+    """The checks above fail on an upward import and on a cycle (a planted pair)."""
+    graph = {'basicsr.utils.x': {'basicsr.models.y'}, 'basicsr.models.y': {'basicsr.utils.x'}}
+    monkeypatch.setattr(__import__(__name__, fromlist=['_graph']), '_graph', lambda: graph)
+    with pytest.raises(AssertionError, match='basicsr.utils.x imports basicsr.models.y'):
+        test_imports_only_look_down()
+    with pytest.raises(AssertionError, match='basicsr.models.y -> basicsr.utils.x -> basicsr.models.y'
+                       '|basicsr.utils.x -> basicsr.models.y -> basicsr.utils.x'):
+        test_no_import_cycles()

@@ -106,7 +106,7 @@ def test_fused_pixels_follow_the_published_pipeline(tmp_path):
     r, g, b = vis
     y = 0.299 * r + 0.587 * g + 0.114 * b
     cb, cr = (b - y) * 0.564 + 0.5, (r - y) * 0.713 + 0.5
-    from basicsr.utils.checkpoint import load_network
+    from basicsr.inference.loader import load_network
     net = load_network(ckpt).double()
     with torch.no_grad():
         fy = net(y[None, None], ir).clamp(0, 1)[0, 0]

@@ -15,8 +15,8 @@ import torch
 
 from basicsr.train import main as train_main
 from basicsr.trainer import Trainer
-from basicsr.utils.checkpoint import load_network
-from basicsr.utils.options import load_options
+from basicsr.inference.loader import load_network
+from basicsr.config import load_options
 from tests.conftest import REPO, train_options
 
 
@@ -205,3 +205,52 @@ def test_amp_training_on_cuda(tmp_path, tiny_data):
     assert train_main(['-opt', str(tmp_path / 'amp.yml')]) == 0
     logs = losses_of(tmp_path / 'experiments' / 'tiny')
     assert all(r['skipped'] == 0.0 for r in logs.values())
+
+
+class ToyFusion(torch.nn.Module):
+    """A second architecture, known only to this test: two convolutions on [vis_y, ir]."""
+
+    def __init__(self, width: int = 3) -> None:
+        super().__init__()
+        self.width = width
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(2, width, 3, padding=1), torch.nn.ReLU(),
+                                        torch.nn.Conv2d(width, 1, 3, padding=1))
+
+    def forward(self, vis_y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+        return self.body(torch.cat([vis_y, ir], dim=1))
+
+
+def test_registered_toy_architecture_trains_resumes_and_tests(tmp_path, tiny_data, monkeypatch):
+    """Registering a class is all a new architecture needs: train, save, resume, test."""
+    from basicsr.test import main as test_main
+    from basicsr.utils.registry import ARCH_REGISTRY
+    monkeypatch.setitem(ARCH_REGISTRY._obj_map, 'ToyFusion', ToyFusion)
+    text = train_options(tmp_path, tiny_data, total_iter=2, save_freq=2).replace(
+        'type: DGFusion\n  channels: 2', 'type: ToyFusion\n  width: 3')
+    opt = tmp_path / 'toy.yml'
+    opt.write_text(text)
+    assert train_main(['-opt', str(opt)]) == 0
+    assert train_main(['-opt', str(opt), '--auto-resume', '--set', 'train.total_iter=4']) == 0
+    ckpts = tmp_path / 'experiments' / 'tiny' / 'checkpoints'
+    state = torch.load(ckpts / 'iter_00000004.pth', map_location='cpu', weights_only=True)
+    assert state['network_g'] == {'type': 'ToyFusion', 'width': 3} and state['iter'] == 4
+    assert sorted(state['params']) == sorted(ToyFusion(3).state_dict())
+    net = load_network(ckpts / 'iter_00000004.pth')
+    assert isinstance(net, ToyFusion) and net.width == 3
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, state['params_ema'][name]), name
+    test_opt = tmp_path / 'toy_test.yml'  # no network_g: the checkpoint's own is built
+    test_opt.write_text(f"""name: toy_test
+device: cpu
+datasets:
+  test_1:
+    name: set_a
+    dataroot_vis: {tiny_data['vis']}
+    dataroot_ir: {tiny_data['ir']}
+path:
+  results_root: {tmp_path / 'results'}
+  pretrain_network_g: {ckpts}
+""")
+    assert test_main(['-opt', str(test_opt)]) == 0
+    written = sorted(p.name for p in (tmp_path / 'results' / 'toy_test').rglob('*.png'))
+    assert len(written) == len(list(tiny_data['vis'].iterdir()))

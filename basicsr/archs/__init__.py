@@ -4,7 +4,13 @@ from typing import Any, Dict
 import torch.nn as nn
 
 from basicsr.archs import dgfusion_arch  # noqa: F401  (registers DGFusion)
+from basicsr.archs import dgfusion_published  # noqa: F401  (registers DGFusion's published layout)
 from basicsr.utils.registry import ARCH_REGISTRY, build_from_cfg
+
+
+# The network an option file gets when it has no network_g section (and what a checkpoint
+# without a stored network_g is read as).
+DEFAULT_NETWORK_G: Dict[str, Any] = {'type': 'DGFusion', 'channels': 16}
 
 
 def build_network(opt: Dict[str, Any]) -> nn.Module:

@@ -23,14 +23,11 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from basicsr.archs.dgfusion_lean import lean_forward
-from basicsr.archs.spectral import (as_complex, canonical_fft2, canonicalize_phase_,
+from basicsr.archs.spectral import (LRELU_SLOPE, NONFINITE_FILL, as_complex, canonical_fft2, canonicalize_phase_,
                                     full_precision, polar_to_stacked_lean, to_float32)
 from basicsr.utils.errors import ConfigError
 from basicsr.utils.registry import ARCH_REGISTRY
 
-LRELU_SLOPE = 0.1
-# Published behaviour: non-finite fused features are overwritten with this value.
-NONFINITE_FILL = 1e-5
 
 
 def conv3x3(cin: int, cout: int) -> nn.Conv2d:

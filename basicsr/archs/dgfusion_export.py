@@ -31,9 +31,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from basicsr.archs.dgfusion_reference import SLOPE, conv, conv_lrelu2, layer_norm
-from basicsr.archs.spectral import polar_to_stacked
+from basicsr.archs.spectral import NONFINITE_FILL, polar_to_stacked
 
-NONFINITE_FILL = 1e-5
 Pair = Tuple[torch.Tensor, torch.Tensor]
 
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from basicsr.archs.spectral import (canonical_rfft2, canonicalize_phase_, full_precision,
+from basicsr.archs.spectral import (LRELU_SLOPE, NONFINITE_FILL, canonical_rfft2, canonicalize_phase_, full_precision,
                                     mirrored_columns, unfold_half_)
 
 CHANNELS_LAST = torch.channels_last
@@ -128,7 +128,7 @@ def run_banded(chain: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu_(x, 0.1)
+    return F.leaky_relu_(x, LRELU_SLOPE)
 
 
 def polar_band(amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
@@ -241,8 +241,6 @@ def value_chain(wv: nn.Sequential) -> Callable[..., torch.Tensor]:
 def output_chain(net: nn.Module, nonfinite: List[torch.Tensor]) -> Callable[..., torch.Tensor]:
     """Gates, weighted sum, non-finite fill and reconstruction: 4 convolutions. The count of
     replaced features over the band's own rows is appended to ``nonfinite``."""
-    from basicsr.archs.dgfusion_arch import NONFINITE_FILL
-
     gate, recon = net.fusion.gate, net.reconstruction
 
     def chain(band: Band, fre: torch.Tensor, spa: torch.Tensor) -> torch.Tensor:

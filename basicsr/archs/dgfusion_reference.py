@@ -13,10 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from basicsr.archs.spectral import (as_complex, canonical_fft2, canonicalize_phase_,
-                                    polar_to_stacked)
+from basicsr.archs.spectral import (LRELU_SLOPE, NONFINITE_FILL, as_complex, canonical_fft2,
+                                    canonicalize_phase_, polar_to_stacked)
 
-SLOPE = 0.1
+SLOPE = LRELU_SLOPE
 
 
 def conv(layer: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
@@ -77,6 +77,6 @@ def reference_forward(net: nn.Module, vis_y: torch.Tensor, ir: torch.Tensor) -> 
     gate = net.fusion.gate
     g_fre, g_spa = torch.sigmoid(conv(gate[1], conv(gate[0], torch.cat([fre, spa], 1)))).chunk(2, 1)
     res = fre * g_fre + spa * g_spa
-    res = torch.where(torch.isfinite(res), res, torch.full((), 1e-5, dtype=res.dtype,
+    res = torch.where(torch.isfinite(res), res, torch.full((), NONFINITE_FILL, dtype=res.dtype,
                                                           device=res.device))
     return conv_lrelu2(net.reconstruction, res)

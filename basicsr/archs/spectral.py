@@ -1,4 +1,5 @@
-"""Spectral helpers shared by DGFusion's training and inference forwards.
+"""Constants and spectral helpers shared by DGFusion's forwards (training, lean inference,
+reference, export).
 
 Spectra of real 4C-channel feature maps are stored either as complex tensors or as real
 (B,8C,H,W) tensors whose channels [0,4C) are the real part and [4C,8C) the imaginary part.
@@ -8,6 +9,10 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+
+LRELU_SLOPE = 0.1
+# Published behaviour: non-finite fused features are overwritten with this value.
+NONFINITE_FILL = 1e-5
 
 
 def full_precision(x: torch.Tensor):

@@ -1,7 +1,6 @@
 """Paired visible/infrared dataset (optionally with visible-weight masks)."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -10,11 +9,9 @@ from torch.utils.data import Dataset
 from basicsr.data.pairs import Pair, match_folders, read_pair
 from basicsr.data.transforms import paired_augment, paired_random_crop
 from basicsr.utils.errors import DataError
-from basicsr.utils.img_util import img2tensor, ir_to_gray, pair_by_stem, read_image
+from basicsr.utils.img_util import img2tensor, ir_to_gray, read_image
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, to_unit
 from basicsr.utils.registry import DATASET_REGISTRY
-
-logger = logging.getLogger(__name__)
 
 
 @DATASET_REGISTRY.register()
@@ -60,20 +57,18 @@ class PairedFusionDataset(Dataset):
             raise DataError(f"mask_mode must be 'dgfusion' or 'weighted', got '{mask_mode}'")
         if enlarge_ratio < 1 or patch_size < 1:
             raise DataError(f"enlarge_ratio and patch_size must be >= 1, got {enlarge_ratio}, {patch_size}")
-        roles = [('vis', dataroot_vis), ('ir', dataroot_ir)]
+        mask_dir = None
         self.mask_source = None
         if phase == 'train' and dataroot_mask != 'none':
             if dataroot_mask in (None, '', 'auto'):
                 self.mask_source = 'auto'
             else:
                 self.mask_source = 'folder'
-                roles.append(('mask', dataroot_mask))
+                mask_dir = dataroot_mask
         self.ir_range = parse_ir_range(ir_range, 'ir_range')
         self.unmatched: List[Tuple[str, str]] = []
-        if phase == 'test':
-            self.pairs, self.unmatched = match_folders(dataroot_vis, dataroot_ir)
-        else:
-            self.pairs = pair_by_stem(roles)
+        self.pairs, self.unmatched = match_folders(dataroot_vis, dataroot_ir, mask_dir,
+                                                   strict=phase == 'train')
         self.phase, self.patch_size = phase, patch_size
         self.use_hflip, self.use_rot, self.enlarge_ratio = use_hflip, use_rot, enlarge_ratio
         self.mask_mode, self.cache_masks = mask_mode, cache_masks

@@ -109,22 +109,54 @@ def read_pair(vis: Source, ir: Source, ir_range: IrRange = IrRange(), resize: Op
                 ir_u8=ir_u8, ir_limits=ir_limits if ir_raw.dtype == np.uint16 else None)
 
 
-def match_folders(vis_dir: Union[str, Path], ir_dir: Union[str, Path]
+_ROLE_NOUNS = {'vis': 'visible image', 'ir': 'infrared image', 'mask': 'mask'}
+
+
+def match_folders(vis_dir: Union[str, Path], ir_dir: Union[str, Path],
+                  mask_dir: Optional[Union[str, Path]] = None, strict: bool = False
                   ) -> Tuple[List[Dict[str, Path]], List[Tuple[str, str]]]:
-    """Pair the images of two folders by stem.
+    """Pair the images of two (or, with masks, three) folders by stem.
+
+    The one pairing rule of the project (datasets, option checks, ``scripts/fuse.py``,
+    ``scripts/gen_saliency.py``, ``scripts/evaluate.py``).
+
+    Args:
+        vis_dir, ir_dir: the source folders.
+        mask_dir: a folder of masks that every pair must have too (training).
+        strict: a stem missing from any folder is an error (training) instead of a skip.
 
     Returns:
-        ``pairs``: ``{'stem', 'vis', 'ir'}`` per stem found in both, sorted by stem;
-        ``unmatched``: ``(stem, message)`` for each stem found in one folder only.
+        ``pairs``: ``{'stem', 'vis', 'ir'[, 'mask']}`` per stem found in every folder, sorted;
+        ``unmatched``: ``(stem, message)`` per stem missing somewhere, e.g.
+        ``a.png has no infrared image in <ir_dir>``.
 
     Raises:
-        DataError: a folder is missing or two of its files share a stem, or no pair at all.
+        DataError: a folder is missing, two of its files share a stem, no pair at all, or
+            (``strict``) ``unmatched image names: N without a match in ir folder ... (stems)``.
     """
-    vis, ir = list_images(vis_dir), list_images(ir_dir)
-    pairs = [{'stem': s, 'vis': vis[s], 'ir': ir[s]} for s in sorted(set(vis) & set(ir))]
-    unmatched = [(s, f"{vis[s].name} has no infrared image in {ir_dir}") for s in sorted(set(vis) - set(ir))]
-    unmatched += [(s, f"{ir[s].name} has no visible image in {vis_dir}") for s in sorted(set(ir) - set(vis))]
+    folders = [('vis', vis_dir), ('ir', ir_dir)] + ([('mask', mask_dir)] if mask_dir else [])
+    listings = {role: list_images(folder) for role, folder in folders}
+    stems = sorted(set().union(*listings.values()))
+    pairs, unmatched, missing = [], [], {role: [] for role, _ in folders}
+    for stem in stems:
+        absent = [(role, folder) for role, folder in folders if stem not in listings[role]]
+        if not absent:
+            pairs.append({'stem': stem, **{role: listings[role][stem] for role, _ in folders}})
+            continue
+        present = next(listings[role][stem] for role, _ in folders if stem in listings[role])
+        for role, folder in absent:
+            missing[role].append(stem)
+        unmatched.append((stem, '; '.join(f"{present.name} has no {_ROLE_NOUNS[role]} in {folder}"
+                                          for role, folder in absent)))
+    if strict and unmatched:
+        raise DataError('unmatched image names: ' + '; '.join(
+            f"{len(m)} without a match in {role} folder {dict(folders)[role]} ({_listing(m)})"
+            for role, m in missing.items() if m))
     if not pairs:
         raise DataError(f"no image pairs (same stem) in {vis_dir} and {ir_dir}"
                         + (f"; {len(unmatched)} unmatched names" if unmatched else ''))
     return pairs, unmatched
+
+
+def _listing(items: List[str], limit: int = 5) -> str:
+    return ', '.join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else '')

@@ -40,7 +40,7 @@ def _measure(engine: str, model_path: str, size: Tuple[int, int], repeat: int, w
         torch.set_num_threads(threads)
     dev = torch.device(device if engine == 'torch' else 'cpu')
     if engine == 'torch':
-        from basicsr.utils.checkpoint import load_network
+        from basicsr.inference.loader import load_network
         net = load_network(model_path, device=dev)
     else:
         from basicsr.deploy.onnx_runtime import OnnxNetwork

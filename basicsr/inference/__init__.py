@@ -9,10 +9,10 @@ during training and ``scripts/fuse.py``.
 """
 from basicsr.data.pairs import Pair, match_folders, read_pair
 from basicsr.inference.fusion import DEFAULT_OVERLAP, check_tile, fuse
-from basicsr.inference.loader import LoadedModel, load_model
+from basicsr.inference.loader import LoadedModel, load_model, load_network
 from basicsr.inference.memory import FrameTooLarge, check_fits, estimate_bytes
 from basicsr.inference.timing import Stopwatch, latency_summary
 
 __all__ = ['DEFAULT_OVERLAP', 'FrameTooLarge', 'LoadedModel', 'Pair', 'Stopwatch', 'check_fits',
-           'check_tile', 'estimate_bytes', 'fuse', 'latency_summary', 'load_model',
+           'check_tile', 'estimate_bytes', 'fuse', 'latency_summary', 'load_model', 'load_network',
            'match_folders', 'read_pair']

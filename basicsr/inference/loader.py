@@ -1,16 +1,22 @@
-"""One model loader for test.py, scripts/fuse.py and anything that fuses."""
+"""One model loader for test.py, scripts/fuse.py and anything that fuses.
+
+Two steps for any registered architecture: :func:`basicsr.archs.build_network` from the
+checkpoint's stored ``network_g`` (else the option file's), then
+:func:`basicsr.utils.checkpoint.load_weights`.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 
-from basicsr.utils.checkpoint import load_network
+from basicsr.archs import DEFAULT_NETWORK_G, build_network
+from basicsr.utils.checkpoint import describe_config, load_weights, network_config, read_checkpoint
 from basicsr.utils.dist import resolve_device
-from basicsr.utils.errors import CheckpointError, ConfigError
+from basicsr.utils.errors import CheckpointError, ConfigError, DGFusionError, one_line
 from basicsr.utils.options import parse_device, resolve_checkpoint_path
 
 
@@ -21,6 +27,7 @@ class LoadedModel:
     net: nn.Module
     checkpoint: Path
     device: torch.device
+    network_g: Dict[str, Any]
 
     @property
     def channels(self) -> int:
@@ -31,7 +38,7 @@ class LoadedModel:
         return sum(p.numel() for p in self.net.parameters())
 
     def describe(self) -> str:
-        return (f"{self.checkpoint}: DGFusion channels {self.channels}, {self.n_params:,} "
+        return (f"{self.checkpoint}: {describe_config(self.network_g)}, {self.n_params:,} "
                 f"parameters, on {self.device}")
 
 
@@ -50,9 +57,40 @@ def find_checkpoint(weights: Union[str, Path], where: str = 'weights') -> Path:
     return ckpt
 
 
+def load_network(path: Union[str, Path], device: Union[str, torch.device] = 'cpu',
+                 use_ema: bool = True, network_g: Optional[Dict[str, Any]] = None) -> nn.Module:
+    """The network of a checkpoint file, built from the registry and filled, in eval mode.
+
+    Args:
+        path: our checkpoint, a published one, or a bare state dict.
+        device: where the network goes.
+        use_ema: prefer ``params_ema`` over ``params``.
+        network_g: the option file's section, used when the file stores none
+            (default :data:`basicsr.archs.DEFAULT_NETWORK_G`).
+
+    Raises:
+        CheckpointError: unreadable file, unbuildable stored ``network_g``, or weights that do
+            not fit the network.
+    """
+    return _build_and_load(path, device, use_ema, network_g)[0]
+
+
+def _build_and_load(path: Union[str, Path], device: Union[str, torch.device], use_ema: bool,
+                    network_g: Optional[Dict[str, Any]]) -> Tuple[nn.Module, Dict[str, Any]]:
+    ckpt = read_checkpoint(path)
+    cfg = network_config(ckpt, network_g or DEFAULT_NETWORK_G, use_ema, where=path)
+    try:
+        net = build_network(cfg)
+    except DGFusionError as exc:
+        raise CheckpointError(f"{path}: cannot build network_g {cfg}: {one_line(exc)}") from None
+    key = 'params_ema' if use_ema else 'params'
+    load_weights(net, path, key=key, arch=describe_config(cfg))
+    return net.to(device).train(False), cfg
+
+
 def load_model(weights: Union[str, Path], device: str = 'auto', use_ema: bool = True,
-               where: str = 'weights') -> LoadedModel:
-    """DGFusion in eval mode from a checkpoint file of ours or of the published model, or a
+               where: str = 'weights', network_g: Optional[Dict[str, Any]] = None) -> LoadedModel:
+    """A network in eval mode from a checkpoint file of ours or of the published model, or a
     checkpoints folder (its ``latest`` pointer, else the newest ``*.pth``).
 
     Args:
@@ -60,6 +98,7 @@ def load_model(weights: Union[str, Path], device: str = 'auto', use_ema: bool = 
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         use_ema: prefer ``params_ema`` over ``params``.
         where: the option or flag named in error messages.
+        network_g: the option file's ``network_g``, for checkpoints that store none.
 
     Raises:
         ConfigError: bad device; CheckpointError: no such file, unreadable or mismatched weights.
@@ -69,5 +108,5 @@ def load_model(weights: Union[str, Path], device: str = 'auto', use_ema: bool = 
         raise ConfigError(f"device: {problem}")
     dev = resolve_device(str(device))
     ckpt = find_checkpoint(weights, where)
-    net = load_network(ckpt, device=dev, use_ema=use_ema)
-    return LoadedModel(net.train(False), ckpt, dev)
+    net, cfg = _build_and_load(ckpt, dev, use_ema, network_g)
+    return LoadedModel(net, ckpt, dev, cfg)

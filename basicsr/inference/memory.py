@@ -24,7 +24,6 @@ FFT library's work space, which the 10% margin of :func:`check_fits` leaves room
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -32,7 +31,6 @@ import torch
 
 from basicsr.utils.errors import DataError
 
-logger = logging.getLogger(__name__)
 
 BASE_BYTES_PER_PIXEL = 512
 BYTES_PER_PIXEL_PER_CHANNEL = 160

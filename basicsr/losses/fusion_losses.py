@@ -21,7 +21,6 @@ Example:
 """
 from __future__ import annotations
 
-import logging
 import math
 from typing import Optional, Sequence, Tuple
 
@@ -34,10 +33,8 @@ from kornia.metrics import ssim as kornia_ssim
 from basicsr.utils.errors import ConfigError
 from basicsr.utils.registry import LOSS_REGISTRY
 
-logger = logging.getLogger(__name__)
 
 MASK_FORMULAS: Tuple[str, ...] = ('published', 'weighted')
-REDUCTIONS: Tuple[str, ...] = ('mean',)
 
 
 class LossOptionError(ConfigError, ValueError):
@@ -213,11 +210,11 @@ def frequency_amplitude_loss(fused: torch.Tensor, vis_y: torch.Tensor, ir: torch
 # modules
 
 class _FusionLoss(nn.Module):
-    """Common options of the loss modules: a weight and a reduction ('mean' only)."""
+    """Common option of the loss modules: a weight (every loss is a mean over pixels)."""
 
     needs_mask = False  # True for losses that need the visible-weight mask
 
-    def __init__(self, loss_weight: float = 1.0, reduction: str = 'mean') -> None:
+    def __init__(self, loss_weight: float = 1.0) -> None:
         super().__init__()
         name = type(self).__name__
         if isinstance(loss_weight, bool) or not isinstance(loss_weight, (int, float)):
@@ -226,14 +223,10 @@ class _FusionLoss(nn.Module):
             raise LossOptionError(f"{name}.loss_weight: expected a number, got {loss_weight!r}{hint}")
         if not math.isfinite(loss_weight) or loss_weight < 0:
             raise LossOptionError(f"{name}.loss_weight: expected a finite number >= 0, got {loss_weight!r}")
-        if reduction not in REDUCTIONS:
-            raise LossOptionError(f"{name}.reduction: unsupported '{reduction}' "
-                                  f"(choices: {', '.join(REDUCTIONS)})")
         self.loss_weight = float(loss_weight)
-        self.reduction = reduction
 
     def extra_repr(self) -> str:
-        return f"loss_weight={self.loss_weight}, reduction='{self.reduction}'"
+        return f"loss_weight={self.loss_weight}"
 
 
 @LOSS_REGISTRY.register()
@@ -243,14 +236,12 @@ class SaliencyMaskL1Loss(_FusionLoss):
     Args:
         formula: ``'published'`` (default) or ``'weighted'``.
         loss_weight: factor applied to the loss.
-        reduction: only ``'mean'``.
     """
 
     needs_mask = True
 
-    def __init__(self, formula: str = 'published', loss_weight: float = 1.0,
-                 reduction: str = 'mean') -> None:
-        super().__init__(loss_weight, reduction)
+    def __init__(self, formula: str = 'published', loss_weight: float = 1.0) -> None:
+        super().__init__(loss_weight)
         if formula not in MASK_FORMULAS:
             raise LossOptionError(f"SaliencyMaskL1Loss.formula: unknown '{formula}' "
                                   f"(choices: {', '.join(MASK_FORMULAS)})")
@@ -292,12 +283,10 @@ class SSIMFusionLoss(_FusionLoss):
     Args:
         window_size: odd number of Gaussian window taps (sigma 1.5).
         loss_weight: factor applied to the loss.
-        reduction: only ``'mean'``.
     """
 
-    def __init__(self, window_size: int = 11, loss_weight: float = 1.0,
-                 reduction: str = 'mean') -> None:
-        super().__init__(loss_weight, reduction)
+    def __init__(self, window_size: int = 11, loss_weight: float = 1.0) -> None:
+        super().__init__(loss_weight)
         if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1 \
                 or window_size % 2 == 0:
             raise LossOptionError(f"SSIMFusionLoss.window_size: expected an odd positive int, "

@@ -9,18 +9,16 @@ import numpy as np
 
 from basicsr.utils.rounding import matlab_round  # noqa: F401  (re-exported for the metrics)
 
+# The one Sobel pair of the metrics (MATLAB's orientation: y points up); others are +-these / 8.
 SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 SOBEL_Y = np.array([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])
 
 
+def gaussian_1d(size: int, sigma: float) -> np.ndarray:
+    """Normalised 1-D Gaussian (size,), float64; its outer product is MATLAB's
+    ``fspecial('gaussian', size, sigma)`` (no entry falls below its eps cut-off here)."""
+    return cv2.getGaussianKernel(size, sigma, cv2.CV_64F).ravel()
 
-def gaussian_window(size: int, sigma: float) -> np.ndarray:
-    """MATLAB ``fspecial('gaussian', size, sigma)``: (size, size), sums to 1."""
-    half = (size - 1) / 2.0
-    ax = np.arange(size, dtype=np.float64) - half
-    g = np.exp(-(ax[:, None] ** 2 + ax[None, :] ** 2) / (2.0 * sigma * sigma))
-    g[g < np.finfo(np.float64).eps * g.max()] = 0.0
-    return g / g.sum()
 
 
 def filter2_same(kernel: np.ndarray, image: np.ndarray) -> np.ndarray:
@@ -31,16 +29,6 @@ def filter2_same(kernel: np.ndarray, image: np.ndarray) -> np.ndarray:
     image = np.ascontiguousarray(image, dtype=np.float64)
     return cv2.filter2D(image, cv2.CV_64F, np.ascontiguousarray(kernel, dtype=np.float64),
                         borderType=cv2.BORDER_CONSTANT)
-
-
-def filter2_valid(kernel: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """MATLAB ``filter2(kernel, image, 'valid')``: (H-kh+1, W-kw+1), possibly empty."""
-    kh, kw = kernel.shape
-    h, w = image.shape
-    if h < kh or w < kw:
-        return np.zeros((max(h - kh + 1, 0), max(w - kw + 1, 0)))
-    same = filter2_same(kernel, image)
-    return same[kh // 2:kh // 2 + h - kh + 1, kw // 2:kw // 2 + w - kw + 1]
 
 
 def conv2_same(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ with a contrast sensitivity function (CSF).
 """
 from __future__ import annotations
 
-import logging
 
 import cv2
 import numpy as np
@@ -20,7 +19,6 @@ from basicsr.metrics.common import SOBEL_X, SOBEL_Y, filter2_same, matlab_round
 from basicsr.metrics.metric_base import register_metric
 from basicsr.utils.errors import ConfigError
 
-logger = logging.getLogger(__name__)
 
 # Qcb: CSF of Mannos-Sakrison type (difference of Gaussians) and local-contrast constants.
 _CB_F0, _CB_F1, _CB_A = 15.3870, 1.3456, 0.7622

@@ -18,19 +18,18 @@ instead of 0 (about +0.024 on TNO 01; which one MATLAB's ``sum`` gives is unveri
 """
 from __future__ import annotations
 
-import logging
 from typing import Tuple
 
 import cv2
 import numpy as np
 
+from basicsr.metrics.common import SOBEL_X, SOBEL_Y
 from basicsr.metrics.metric_base import register_metric
 from basicsr.utils.errors import ConfigError
 
-logger = logging.getLogger(__name__)
 
-_SOBEL_Y8 = np.array([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]]) / 8.0
-_SOBEL_X8 = np.ascontiguousarray(_SOBEL_Y8.T)
+_SOBEL_Y8 = SOBEL_Y / 8.0
+_SOBEL_X8 = -SOBEL_X / 8.0  # MATLAB edge's x kernel is the transpose of its y kernel
 _EDGE_SCALE = 4.0
 _THIN_TOL = 100 * np.finfo(np.float64).eps
 _ALL_ONES = 511  # code of a 3x3 patch of ones

@@ -73,16 +73,7 @@ def evaluate_prepared(prepared: PreparedInputs, names: Iterable[str]) -> Dict[st
     ``vifb``: each metric is the plain mean of its per-channel values, except SF, which is
     computed once on the H x 3W folded planes (spec §3.11).
     """
-    conv = prepared.convention
-    out: Dict[str, float] = {}
-    for name in names:
-        fn = _spec(name, conv).fn
-        if conv == 'vifb' and name == 'SF':
-            out[name] = float(fn(*prepared.folded, conv))
-        else:
-            values = [float(fn(*plane, conv)) for plane in prepared.planes]
-            out[name] = values[0] if len(values) == 1 else float(np.mean(values))
-    return out
+    return {name: _spec(name, prepared.convention).evaluate(prepared) for name in names}
 
 
 def compute_metrics(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray,

@@ -10,7 +10,6 @@ All functions take 2-D float64 planes (H, W) holding integers 0..255 (any real v
 """
 from __future__ import annotations
 
-import logging
 from typing import Tuple
 
 import cv2
@@ -20,7 +19,6 @@ from basicsr.metrics.common import SOBEL_X, SOBEL_Y, conv2_same
 from basicsr.metrics.metric_base import register_metric
 from basicsr.utils.errors import ConfigError
 
-logger = logging.getLogger(__name__)
 
 # Qabf sigmoid constants (Gamma, kappa, sigma) for strength and orientation.
 _QG = (0.9994, 15.0, 0.5)
@@ -32,8 +30,8 @@ _N_THRESH = 2.0
 _N_POWER = 1.5
 _N_MIN_WEIGHT = 0.001
 
-_KV8 = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
-_KH8 = np.array([[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]]) / 8.0
+_KV8 = SOBEL_X / 8.0
+_KH8 = -SOBEL_Y / 8.0
 
 
 def _check(name: str, convention: str, allowed: Tuple[str, ...]) -> None:

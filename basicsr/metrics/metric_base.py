@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Tuple, Union
 
-from basicsr.utils.errors import RegistryError
+import numpy as np
+
+from basicsr.metrics.prepare import PreparedInputs, check_convention, prepare_inputs
+from basicsr.utils.errors import ConfigError, RegistryError
 from basicsr.utils.registry import METRIC_REGISTRY
 
 
@@ -28,8 +31,23 @@ class MetricSpec:
         Images as for ``compute_metrics`` (RGB or gray arrays, 0..255); the convention's input
         preparation is applied. ``fn`` is the plane-level function behind it.
         """
-        from basicsr.metrics.fusion_metrics import compute_metrics  # the front sits above
-        return compute_metrics(fused, vis, ir, [self.name], convention)[self.name]
+        check_convention(convention)
+        if convention not in self.conventions:
+            raise ConfigError(f"metric '{self.name}' is not defined in convention '{convention}' "
+                              f"(defined in: {', '.join(self.conventions)})")
+        return self.evaluate(prepare_inputs(fused, vis, ir, convention))
+
+    def evaluate(self, prepared: PreparedInputs) -> float:
+        """The metric on prepared planes (see :func:`basicsr.metrics.prepare.prepare_inputs`).
+
+        ``vifb``: the plain mean of the per-channel values, except SF, which is computed once
+        on the H x 3W folded planes (spec section 3.11).
+        """
+        conv = prepared.convention
+        if conv == 'vifb' and self.name == 'SF':
+            return float(self.fn(*prepared.folded, conv))
+        values = [float(self.fn(*plane, conv)) for plane in prepared.planes]
+        return values[0] if len(values) == 1 else float(np.mean(values))
 
 
 def register_metric(name: str, conventions: Tuple[str, ...],

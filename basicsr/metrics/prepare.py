@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
+import cv2
 import numpy as np
 
 from basicsr.metrics.common import matlab_round
@@ -24,8 +25,6 @@ CONVENTIONS = ('vifb', 'tang', 'cddfuse')
 
 # MATLAB rgb2gray coefficients (the exact doubles of the inverse NTSC transform row).
 _MATLAB_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
-# cv2 COLOR_BGR2GRAY coefficients, applied in float32 as cv2 does on float input.
-_CV_GRAY = (np.float32(0.299), np.float32(0.587), np.float32(0.114))
 
 Plane = np.ndarray
 Triple = Tuple[Plane, Plane, Plane]
@@ -113,6 +112,7 @@ def gray_tang(img: np.ndarray) -> np.ndarray:
     """MATLAB ``rgb2gray`` on uint8 (spec §1.2): (H, W, 3) RGB -> (H, W) uint8; gray passes."""
     if img.ndim == 2:
         return img
+    # by hand: cv2.cvtColor's coefficients and half-to-even rounding would move tang MI (spec §10)
     rgb = img.astype(np.float64)
     r, g, b = _MATLAB_GRAY
     y = r * rgb[..., 0] + g * rgb[..., 1] + b * rgb[..., 2]
@@ -128,8 +128,7 @@ def gray_cddfuse(img: np.ndarray) -> np.ndarray:
     """
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
-    rgb = img.astype(np.float32)
-    y = rgb[..., 0] * _CV_GRAY[0] + rgb[..., 1] * _CV_GRAY[1] + rgb[..., 2] * _CV_GRAY[2]
+    y = cv2.cvtColor(np.ascontiguousarray(img, dtype=np.float32), cv2.COLOR_RGB2GRAY)
     return np.clip(np.round(y), 0, 255).astype(np.uint8)
 
 

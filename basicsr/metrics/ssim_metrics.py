@@ -11,21 +11,17 @@ from typing import Tuple
 import cv2
 import numpy as np
 
+from skimage.metrics import structural_similarity
+
+from basicsr.metrics.common import gaussian_1d
 from basicsr.metrics.metric_base import register_metric
 
 _EPS = float(np.finfo(np.float64).eps)
 
 
-def _gauss_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
-    """Normalised 1-D Gaussian; its outer product is ``fspecial('gaussian', size, sigma)``."""
-    ax = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
-    g = np.exp(-ax * ax / (2.0 * sigma * sigma))
-    return g / g.sum()
-
-
 def _gauss(x: np.ndarray, border: int) -> np.ndarray:
     """Separable 11x11 sigma-1.5 Gaussian filtering of x (same size, given cv2 border)."""
-    g = _gauss_1d()
+    g = gaussian_1d(11, 1.5)
     return cv2.sepFilter2D(np.ascontiguousarray(x, dtype=np.float64), cv2.CV_64F, g, g,
                            borderType=border)
 
@@ -94,18 +90,11 @@ def _box_valid(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def ssim_skimage(x: np.ndarray, y: np.ndarray) -> float:
-    """scikit-image 0.19 ``structural_similarity`` defaults on float data (§5): 7x7 uniform
-    window, sample covariance (x 49/48), L = 2, map averaged over windows inside the image."""
-    n, count = 7, 49.0
-    if min(x.shape) < n:
+    """scikit-image ``structural_similarity`` as CDDFuse calls it (§5): 7x7 uniform window,
+    sample covariance, ``data_range=2`` (the 0.19 default for float data); NaN below 7 px."""
+    if min(x.shape) < 7:
         return math.nan
-    sx, sy = _box_valid(x, n), _box_valid(y, n)
-    mx, my = sx / count, sy / count
-    norm = count * (count - 1.0)  # sample (co)variance from exact window sums
-    var_x = (count * _box_valid(x * x, n) - sx * sx) / norm
-    var_y = (count * _box_valid(y * y, n) - sy * sy) / norm
-    cov = (count * _box_valid(x * y, n) - sx * sy) / norm
-    return _mean_or_nan(_ssim_map(mx, my, var_x, var_y, cov, (0.01 * 2) ** 2, (0.03 * 2) ** 2))
+    return float(structural_similarity(x, y, data_range=2.0))
 
 
 @register_metric('SSIM', ('vifb', 'tang', 'cddfuse'))

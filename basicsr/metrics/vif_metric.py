@@ -7,27 +7,19 @@ distorted signal.
 """
 from __future__ import annotations
 
-import logging
 from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
 
+from basicsr.metrics.common import gaussian_1d
 from basicsr.metrics.metric_base import register_metric
 from basicsr.utils.errors import ConfigError
 
-logger = logging.getLogger(__name__)
 
 _NOISE_VAR = 2.0  # sigma_n^2 of the HVS noise model
 _EPS = 1e-10
 _NUM_SCALES = 4
-
-
-def _gaussian_1d(size: int, sigma: float) -> np.ndarray:
-    """1-D factor of MATLAB ``fspecial('gaussian', size, sigma)`` (outer product = the 2-D window)."""
-    ax = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
-    g = np.exp(-(ax * ax) / (2.0 * sigma * sigma))
-    return g / g.sum()
 
 
 def _filter_valid(image: np.ndarray, kernel_1d: np.ndarray) -> np.ndarray:
@@ -86,7 +78,7 @@ def vifp_multi(refs: Sequence[np.ndarray], dist: np.ndarray) -> List[float]:
     dens = [0.0] * len(refs)
     for scale in range(1, _NUM_SCALES + 1):
         n = 2 ** (_NUM_SCALES - scale + 1) + 1  # 17, 9, 5, 3
-        k = _gaussian_1d(n, n / 5.0)
+        k = gaussian_1d(n, n / 5.0)
         if scale > 1:
             refs = [_filter_valid(r, k)[::2, ::2] for r in refs]
             dist = _filter_valid(dist, k)[::2, ::2]

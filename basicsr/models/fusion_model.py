@@ -49,7 +49,7 @@ class FusionModel:
     everything else (logging, checkpoints, data) lives in the trainer.
 
     Args:
-        opt: validated options (see ``basicsr.utils.options``).
+        opt: validated options (see ``basicsr.config``).
         device: where the network lives.
         net: an already built network (e.g. loaded from a checkpoint); built from
             ``opt['network_g']`` when None.
@@ -192,7 +192,10 @@ class FusionModel:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> Dict[str, Any]:
-        """Network, EMA, optimiser, scheduler and scaler states (plain tensors/primitives)."""
+        """Network, EMA, optimiser, scheduler and scaler states (plain tensors/primitives);
+        an inference-only model (``is_train=False``) has the network only."""
+        if not hasattr(self, 'optimizer'):
+            return {'params': self.net_g.state_dict(), 'params_ema': None}
         return {
             'params': self.net_g.state_dict(),
             'params_ema': self.net_g_ema.state_dict() if self.net_g_ema is not None else None,
@@ -203,7 +206,11 @@ class FusionModel:
         }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved (network shapes must match)."""
+        """Restore what :meth:`state_dict` saved (network shapes must match); an
+        inference-only model takes the EMA weights when there are any."""
+        if not hasattr(self, 'optimizer'):
+            self.net_g.load_state_dict(state.get('params_ema') or state['params'])
+            return
         self.net_g.load_state_dict(state['params'])
         if self.net_g_ema is not None:
             self.net_g_ema.load_state_dict(state['params_ema'] or state['params'])

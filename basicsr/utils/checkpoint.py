@@ -1,16 +1,14 @@
-"""Checkpoint files: safe reading, atomic writing, and DGFusion weights in either naming.
+"""Checkpoint files: safe reading, atomic writing, and weights into any registered network.
 
-Two layouts of the same network exist:
+Loading is two steps, whatever the architecture: the caller builds the network from its
+``network_g`` section (:func:`network_config` says which one: the checkpoint's own when it
+stores one), then :func:`load_weights` fills it. An architecture whose weights also circulate
+under other names (the published DGFusion checkpoints) registers a :class:`StateAdapter` for
+itself; :func:`load_weights` applies it and then checks the keys strictly.
 
-* ours -- the parameter names of :class:`basicsr.archs.dgfusion_arch.DGFusion`
-  (``enhancer.*``, ``extractor.*``, ``fusion.*``, ``reconstruction.*``), no dead weights;
-* published -- the names of the published model (``freprocess.*``, ``interaction.*``,
-  ``final_conv.*``) plus parameters its forward pass never uses (``attention_module.*`` ...).
-
-:func:`load_network` is the one loader for both. Our training checkpoints are single files
-``{'format': 'dgfusion-ckpt-v1', 'network_g': {'type': 'DGFusion', 'channels': C},
-'params': ..., 'params_ema': ..., 'iter': ..., ...}`` holding plain tensors and primitives only,
-so ``torch.load(..., weights_only=True)`` reads them.
+Our training checkpoints are single files ``{'format': 'dgfusion-ckpt-v1', 'network_g':
+{'type': ..., ...}, 'params': ..., 'params_ema': ..., 'iter': ..., ...}`` holding plain tensors
+and primitives only, so ``torch.load(..., weights_only=True)`` reads them.
 """
 from __future__ import annotations
 
@@ -20,13 +18,15 @@ import pickle
 import re
 import uuid
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
+import torch.nn as nn
 
-from basicsr.archs.dgfusion_arch import DGFusion
 from basicsr.utils.errors import CheckpointError
+from basicsr.utils.registry import STATE_ADAPTER_REGISTRY
 
 logger = logging.getLogger(__name__)
 
@@ -36,215 +36,9 @@ PathLike = Union[str, os.PathLike]
 StateDict = Dict[str, torch.Tensor]
 
 
-def _attention_rules(ours: str, published: str) -> List[Tuple[str, str]]:
-    rules = [(f'{ours}{w}.', f'{published}{w}.') for w in ('wq', 'wk', 'wv')]
-    rules += [(f'{ours}norm_qk.', f'{published}norm1.body.'),
-              (f'{ours}norm_v.', f'{published}norm2.body.'),
-              (f'{ours}norm_out.', f'{published}norm3.body.')]
-    return rules
-
-
-# (our name, published name): entries ending in '.' are prefixes, the others whole keys.
-NAME_RULES: List[Tuple[str, str]] = [
-    ('enhancer.vis_encoder.', 'freprocess.pre1.'),
-    ('enhancer.ir_encoder.', 'freprocess.pre2.'),
-    ('enhancer.amp_joint.', 'freprocess.amp_fuse.'),
-    ('enhancer.pha_joint.', 'freprocess.pha_fuse.'),
-    ('enhancer.amp_proj.', 'freprocess.conv1.'),
-    ('enhancer.pha_proj.', 'freprocess.conv2.'),
-    ('enhancer.a', 'freprocess.a'),
-    ('enhancer.b', 'freprocess.b'),
-    ('enhancer.amp_refine1.', 'freprocess.amp_sub1.'),
-    ('enhancer.amp_refine2.', 'freprocess.amp_sub2.'),
-    ('enhancer.pha_refine1.', 'freprocess.pha_sub1.'),
-    ('enhancer.pha_refine2.', 'freprocess.pha_sub2.'),
-    *_attention_rules('extractor.frequency.', 'interaction.subF_att.'),
-    *_attention_rules('extractor.spatial.', 'interaction.fuse_att.'),
-    ('fusion.gate.', 'interaction.fuse.'),
-    ('reconstruction.', 'final_conv.'),
-]
-_PUBLISHED_TO_OURS = [(pub, ours) for ours, pub in NAME_RULES]
-
-# Published parameters that the published forward pass never reads.
-DEAD_KEY_PATTERNS: Tuple[str, ...] = (
-    'attention_module.*', 'freprocess.amp_res.*', 'freprocess.pha_res.*', 'freprocess.conv1s.*',
-    'freprocess.conv2s.*', 'freprocess.post.*', 'interaction.subF_att.norm4.*',
-    'interaction.fuse_att.norm4.*')
-PUBLISHED_ROOTS = ('freprocess.', 'interaction.', 'final_conv.', 'attention_module.')
-
-
-def _rename(key: str, rules: List[Tuple[str, str]]) -> Optional[str]:
-    for src, dst in rules:
-        if key == src or (src.endswith('.') and key.startswith(src)):
-            return dst + key[len(src):]
-    return None
-
-
-def _conv_shapes(name: str, cin: int, cout: int) -> Dict[str, Tuple[int, ...]]:
-    return {f'{name}.weight': (cout, cin, 3, 3), f'{name}.bias': (cout,)}
-
-
-def dead_published_shapes(channels: int) -> Dict[str, Tuple[int, ...]]:
-    """Every known-dead published key (see ``DEAD_KEY_PATTERNS``) with its shape at width C."""
-    c, shapes = channels, {}
-    for norm in ('norm1', 'norm2', 'norm3', 'norm4'):
-        for p in ('weight', 'bias'):
-            shapes[f'attention_module.{norm}.body.{p}'] = (4 * c,)
-    for w in ('wq', 'wk', 'wv'):
-        for i in (0, 2):
-            shapes.update(_conv_shapes(f'attention_module.{w}.{i}', 8 * c, 8 * c))
-    for name in ('amp_res', 'pha_res'):
-        shapes.update(_conv_shapes(f'freprocess.{name}.0', 8 * c, 4 * c))
-    for name in ('conv1s', 'conv2s'):
-        for i in (0, 2):
-            shapes.update(_conv_shapes(f'freprocess.{name}.{i}', 4 * c, 4 * c))
-    shapes.update(_conv_shapes('freprocess.post', c, c))
-    for blk in ('subF_att', 'fuse_att'):
-        for p in ('weight', 'bias'):
-            shapes[f'interaction.{blk}.norm4.body.{p}'] = (4 * c,)
-    return shapes
-
-
-# Loading drops exactly these names; other keys under the dead patterns are unexpected.
-DEAD_KEYS = frozenset(dead_published_shapes(1))
-
-
-def strip_prefixes(state: StateDict) -> StateDict:
-    """Remove leading ``module.`` / ``_orig_mod.`` wrappers (any order, any depth) from keys."""
-    out: StateDict = {}
-    for key, value in state.items():
-        name = key
-        while name.startswith(WRAPPER_PREFIXES):
-            name = name.split('.', 1)[1]
-        if name in out:
-            raise CheckpointError(f"state dict: key '{key}' duplicates '{name}' after removing "
-                                  f"wrapper prefixes")
-        out[name] = value
-    return out
-
-
-def is_published_state(state: StateDict) -> bool:
-    """True when the (prefix-stripped) keys use the published names (``freprocess.*`` ...)."""
-    return any(k.startswith(PUBLISHED_ROOTS) for k in strip_prefixes(state))
-
-
-def _find_channels(state: StateDict) -> Optional[int]:
-    for key in ('enhancer.vis_encoder.0.weight', 'freprocess.pre1.0.weight'):
-        w = state.get(key)
-        if isinstance(w, torch.Tensor) and w.dim() == 4 and w.shape[1] == 1 and w.shape[0] > 0:
-            return int(w.shape[0])
-    return None
-
-
-def infer_channels(state: StateDict) -> int:
-    """Width C from the first encoder convolution (shape (C,1,3,3)), either naming."""
-    channels = _find_channels(strip_prefixes(state))
-    if channels is None:
-        raise CheckpointError("cannot infer DGFusion channels: no key 'enhancer.vis_encoder.0."
-                              "weight' or 'freprocess.pre1.0.weight' of shape (C,1,3,3)")
-    return channels
-
-
-def published_to_ours(state: StateDict) -> StateDict:
-    """Rename a published state dict to ours and drop the known-dead keys (logged once).
-
-    Keys that are neither known-dead nor mapped are kept unchanged, so that the strict check
-    of :func:`prepare_state` names them as unexpected. Tensors are not copied.
-    """
-    out: StateDict = {}
-    dropped_keys = dropped_params = 0
-    for key, value in strip_prefixes(state).items():
-        if key in DEAD_KEYS:
-            dropped_keys += 1
-            dropped_params += value.numel() if isinstance(value, torch.Tensor) else 0
-            continue
-        out[_rename(key, _PUBLISHED_TO_OURS) or key] = value
-    if dropped_keys:
-        logger.info('published checkpoint: dropped %d unused keys (%d parameters)',
-                    dropped_keys, dropped_params)
-    return out
-
-
-def ours_to_published(state: StateDict, channels: int) -> StateDict:
-    """Rename our state dict to the published names and add the dead keys as zeros.
-
-    The result loads into the published model with ``strict=True``. Tensors are not copied.
-    """
-    out: StateDict = {}
-    for key, value in strip_prefixes(state).items():
-        name = _rename(key, NAME_RULES)
-        if name is None:
-            raise CheckpointError(f"state dict: key '{key}' is not a DGFusion parameter")
-        out[name] = value
-    ref = next((v for v in out.values() if v.is_floating_point()), None)
-    dtype = ref.dtype if ref is not None else torch.float32
-    for key, shape in dead_published_shapes(channels).items():
-        out[key] = torch.zeros(shape, dtype=dtype)
-    return out
-
-
-
 def _listing(items: List[str], limit: int = 4) -> str:
     shown = ', '.join(items[:limit])
     return shown + (f' and {len(items) - limit} more' if len(items) > limit else '')
-
-
-def prepare_state(state: StateDict, network_g: Optional[Dict[str, Any]] = None,
-                  where: str = 'checkpoint') -> Tuple[StateDict, int]:
-    """Turn a state dict of either naming into ours and check it against DGFusion.
-
-    Args:
-        state: published or our state dict, wrapper prefixes allowed.
-        network_g: the checkpoint's ``network_g`` entry, if any (its ``channels`` wins).
-        where: the file name, for messages.
-
-    Returns:
-        ``(state, channels)``: our keys in module order, exactly matching ``DGFusion(channels)``.
-
-    Raises:
-        CheckpointError: one line listing missing, unexpected and mis-shaped keys.
-    """
-    state = strip_prefixes(state)
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"{where}: state dict entries are not tensors: {_listing(bad)}")
-    published = is_published_state(state)
-    if published:  # messages name keys as they are written in the file
-        file_names = {(_rename(k, _PUBLISHED_TO_OURS) or k): k for k in state}
-        state = published_to_ours(state)
-    else:
-        file_names = {}
-    channels = _find_channels(state)
-    if network_g is not None:
-        if not isinstance(network_g, dict) or network_g.get('type', 'DGFusion') != 'DGFusion':
-            raise CheckpointError(f"{where}: network_g is {network_g!r}, expected type DGFusion")
-        channels = network_g.get('channels', channels)
-        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
-            raise CheckpointError(f"{where}: network_g.channels is {channels!r}, expected a "
-                                  f"positive int")
-    with torch.device('meta'):  # shapes only, nothing allocated
-        ref = DGFusion(channels or 1).state_dict()
-
-    def name(key: str) -> str:
-        return file_names.get(key) or (_rename(key, NAME_RULES) if published else None) or key
-
-    missing = [name(k) for k in ref if k not in state]
-    unexpected = [name(k) for k in state if k not in ref]
-    problems = []
-    if missing:
-        problems.append(f'missing {len(missing)} keys ({_listing(missing)})')
-    if unexpected:
-        problems.append(f'unexpected {len(unexpected)} keys ({_listing(unexpected)})')
-    if channels is not None:
-        mis = [f'{name(k)} expected {tuple(ref[k].shape)} found {tuple(state[k].shape)}'
-               for k in ref if k in state and state[k].shape != ref[k].shape]
-        if mis:
-            problems.append(f'{len(mis)} mis-shaped keys ({_listing(mis, 3)})')
-    if problems:
-        width = f'channels={channels}' if channels else 'channels not inferable'
-        raise CheckpointError(f"{where}: does not match DGFusion ({width}): "
-                              + '; '.join(problems))
-    return {k: state[k] for k in ref}, channels
 
 
 _TORCH_LOAD_BOILERPLATE = ('Weights only load failed', 'weights_only', 'Check the documentation',
@@ -322,27 +116,164 @@ def select_state(ckpt: Dict[str, Any], use_ema: bool = True, key: Optional[str] 
                           f"state dict (top-level keys: {_listing(sorted(map(str, ckpt)), 8)})")
 
 
-def load_network(path: PathLike, device: Union[str, torch.device] = 'cpu',
-                 use_ema: bool = True) -> DGFusion:
-    """Build DGFusion from a checkpoint of ours or of the published model, in eval mode.
+def strip_prefixes(state: StateDict) -> StateDict:
+    """Remove leading ``module.`` / ``_orig_mod.`` wrappers (any order, any depth) from keys."""
+    out: StateDict = {}
+    for key, value in state.items():
+        name = key
+        while name.startswith(WRAPPER_PREFIXES):
+            name = name.split('.', 1)[1]
+        if name in out:
+            raise CheckpointError(f"state dict: key '{key}' duplicates '{name}' after removing "
+                                  f"wrapper prefixes")
+        out[name] = value
+    return out
 
-    Accepts ``{'params': ..., 'params_ema': ...}`` dicts (our training checkpoints included;
-    training-state keys are ignored) and bare state dicts; see :func:`select_state` and
-    :func:`prepare_state`.
 
-    Raises:
-        CheckpointError: unreadable file or weights that do not fit the network.
+@dataclass(frozen=True)
+class Adapted:
+    """A state dict in the network's own names, plus how to report it.
+
+    ``file_name`` gives the name an own key has in the file (for messages); ``note`` is
+    logged once when the weights load (e.g. what was dropped).
     """
-    ckpt = read_checkpoint(path)
+
+    state: StateDict
+    file_name: Callable[[str], str] = str
+    note: str = ''
+
+
+@dataclass(frozen=True)
+class StateAdapter:
+    """What an architecture registers so that foreign layouts of its weights load.
+
+    ``to_native(state)`` renames a (prefix-stripped) state dict to the network's names;
+    ``infer_config(state)`` reads constructor options from the weights (``{}`` when it cannot).
+    """
+
+    to_native: Callable[[StateDict], Adapted]
+    infer_config: Callable[[StateDict], Dict[str, Any]]
+
+
+def register_state_adapter(arch: str, adapter: StateAdapter) -> StateAdapter:
+    """Register ``adapter`` for the architecture registered as ``arch``."""
+    return STATE_ADAPTER_REGISTRY.register(adapter, name=arch)
+
+
+def _adapter(arch: str) -> Optional[StateAdapter]:
+    return STATE_ADAPTER_REGISTRY.get(arch) if arch in STATE_ADAPTER_REGISTRY else None
+
+
+def check_format(ckpt: Dict[str, Any], where: PathLike) -> None:
+    """Refuse a checkpoint of another format version."""
     fmt = ckpt.get('format')
     if fmt is not None and fmt != CKPT_FORMAT:
-        raise CheckpointError(f"{path}: format {fmt!r} is not supported (expected {CKPT_FORMAT!r})")
-    state = select_state(ckpt, use_ema=use_ema, where=str(path))
-    state, channels = prepare_state(state, ckpt.get('network_g'), where=str(path))
-    net = DGFusion(channels)
-    net.load_state_dict(state, strict=True)
-    logger.info('loaded DGFusion(channels=%d) from %s', channels, path)
-    return net.to(device).train(False)
+        raise CheckpointError(f"{where}: format {fmt!r} is not supported (expected {CKPT_FORMAT!r})")
+
+
+def network_config(ckpt: Dict[str, Any], fallback: Dict[str, Any], use_ema: bool = True,
+                   where: PathLike = 'checkpoint') -> Dict[str, Any]:
+    """The ``network_g`` section to build for ``ckpt``.
+
+    The checkpoint's stored ``network_g`` when it has one; else ``fallback`` (the option
+    file's), with the options that the architecture's adapter reads from the weights (the
+    width of a published DGFusion file) taking precedence over the fallback's.
+    """
+    stored = ckpt.get('network_g')
+    if stored is not None:
+        if not isinstance(stored, dict) or not isinstance(stored.get('type'), str):
+            raise CheckpointError(f"{where}: network_g is {stored!r}, expected a mapping with a "
+                                  f"'type' key")
+        return dict(stored)
+    cfg = dict(fallback)
+    adapter = _adapter(str(cfg.get('type')))
+    if adapter is not None:
+        try:
+            state = strip_prefixes(select_state(ckpt, use_ema=use_ema, where=str(where)))
+        except CheckpointError:
+            return cfg  # load_weights reports it
+        inferred = adapter.infer_config(state)
+        changed = {k: v for k, v in inferred.items() if cfg.get(k, v) != v}
+        if changed:
+            logger.info('%s: %s read from the weights (options said %s)', where, inferred,
+                        {k: cfg.get(k) for k in changed})
+        cfg.update(inferred)
+    return cfg
+
+
+def describe_config(cfg: Dict[str, Any]) -> str:
+    """``DGFusion (channels=4)`` for ``{'type': 'DGFusion', 'channels': 4}``."""
+    args = ', '.join(f'{k}={v}' for k, v in cfg.items() if k != 'type')
+    return f"{cfg.get('type')} ({args})" if args else str(cfg.get('type'))
+
+
+def match_state(net: nn.Module, state: StateDict, where: str, arch: str,
+                strict: bool = True) -> StateDict:
+    """Bring ``state`` into ``net``'s names (its adapter, if any) and check it key by key.
+
+    Returns the state dict to load (``net``'s key order). Raises a one-line
+    :class:`CheckpointError` listing missing, unexpected and mis-shaped keys; with
+    ``strict=False`` missing and unexpected keys are only logged.
+    """
+    state = strip_prefixes(state)
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{where}: state dict entries are not tensors: {_listing(bad)}")
+    adapter = _adapter(type(net).__name__)
+    adapted = adapter.to_native(state) if adapter is not None else Adapted(state)
+    state = adapted.state
+    if adapted.note:
+        logger.info('%s', adapted.note)
+    ref = net.state_dict()
+
+    name = adapted.file_name
+    missing = [name(k) for k in ref if k not in state]
+    unexpected = [name(k) for k in state if k not in ref]
+    mis = [f'{name(k)} expected {tuple(ref[k].shape)} found {tuple(state[k].shape)}'
+           for k in ref if k in state and state[k].shape != ref[k].shape]
+    problems = []
+    if missing and strict:
+        problems.append(f'missing {len(missing)} keys ({_listing(missing)})')
+    if unexpected and strict:
+        problems.append(f'unexpected {len(unexpected)} keys ({_listing(unexpected)})')
+    if mis:
+        problems.append(f'{len(mis)} mis-shaped keys ({_listing(mis, 3)})')
+    if problems:
+        raise CheckpointError(f"{where}: does not match {arch}: " + '; '.join(problems))
+    if missing or unexpected:
+        logger.warning('%s: loaded non-strictly: %d missing, %d unexpected keys', where,
+                       len(missing), len(unexpected))
+    return {k: state[k] for k in ref if k in state}
+
+
+def load_weights(net: nn.Module, path: PathLike, key: str = 'params_ema', strict: bool = True,
+                 arch: Optional[str] = None) -> nn.Module:
+    """Fill ``net`` with the weights of the checkpoint at ``path``; any architecture.
+
+    Args:
+        net: the built network (its device and dtype are kept).
+        path: our checkpoint, a ``{'params': ...}`` dict or a bare state dict; foreign
+            layouts load when ``net``'s architecture registered a :class:`StateAdapter`.
+        key: preferred state dict, ``'params_ema'`` or ``'params'`` (the other one, then a
+            bare state dict, when it is absent).
+        strict: every key must match (else missing/unexpected keys are only logged).
+        arch: how to name the network in messages (default: its class name).
+
+    Returns:
+        ``net``, for chaining.
+
+    Raises:
+        CheckpointError: unreadable file or weights that do not fit ``net``, in one line.
+    """
+    if key not in ('params', 'params_ema'):
+        raise CheckpointError(f"{path}: key {key!r} is not one of params, params_ema")
+    ckpt = read_checkpoint(path)
+    check_format(ckpt, path)
+    state = select_state(ckpt, use_ema=key == 'params_ema', where=str(path))
+    state = match_state(net, state, str(path), arch or type(net).__name__, strict)
+    net.load_state_dict(state, strict=strict)
+    logger.info('loaded %s from %s', arch or type(net).__name__, path)
+    return net
 
 
 def save_atomic(obj: Any, path: PathLike) -> None:

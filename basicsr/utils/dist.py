@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import datetime
-import functools
 import os
-from typing import Callable, Tuple
+from typing import Tuple
 
 import torch
 import torch.distributed as dist
@@ -55,14 +54,6 @@ def get_world_size() -> int:
 
 def is_main() -> bool:
     return get_rank() == 0
-
-
-def master_only(func: Callable) -> Callable:
-    """Run ``func`` on rank 0 only (file writes, logging to disk)."""
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        return func(*args, **kwargs) if is_main() else None
-    return wrapper
 
 
 def reduce_mean(values: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,13 @@ def one_line(exc: BaseException) -> str:
     return text
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of ``exc``'s message (at most ``limit`` characters), or its type name
+    when the message is empty: the one-line reason of an unexpected exception."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class OutputError(DGFusionError):
     """An output location (folder or file) cannot be created or written."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict
 
 import cv2
 import numpy as np
@@ -159,31 +159,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def pair_by_stem(folders: Sequence[Tuple[str, str | Path]]) -> List[Dict[str, Path]]:
-    """Match files across folders by stem.
-
-    Args:
-        folders: (role, folder) pairs, e.g. [('vis', 'data/vi'), ('ir', 'data/ir')].
-
-    Returns:
-        One dict role -> path per stem, sorted by stem.
-
-    Raises:
-        DataError: naming the stems found in some folders but not in others.
-    """
-    listings = {role: list_images(folder) for role, folder in folders}
-    stems = set().union(*[set(v) for v in listings.values()])
-    problems = []
-    for role, folder in folders:
-        missing = sorted(stems - set(listings[role]))
-        if missing:
-            shown = ', '.join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else '')
-            problems.append(f"{len(missing)} without a match in {role} folder {folder} ({shown})")
-    if problems:
-        raise DataError('unmatched image names: ' + '; '.join(problems))
-    if not stems:
-        raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in "
-                        + ', '.join(str(f) for _, f in folders))
-    return [{role: listings[role][s] for role, _ in folders} | {'stem': s} for s in sorted(stems)]

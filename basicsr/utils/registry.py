@@ -5,14 +5,34 @@ import difflib
 import inspect
 from typing import Any, Callable, Dict, Iterator, Optional
 
-from basicsr.utils.errors import RegistryError
+from basicsr.utils.errors import RegistryError, brief
 
 
 def closest_match(name: str, choices) -> Optional[str]:
-    """Return the choice closest to ``name`` (case-insensitive), or None."""
-    lowered = {c.lower(): c for c in choices}
+    """Return the choice closest to ``name`` (case-insensitive), or None; long values (pasted
+    text) get no suggestion."""
+    if len(name) > 100:
+        return None
+    lowered = {str(c).lower(): str(c) for c in choices}
     hits = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.5)
     return lowered[hits[0]] if hits else None
+
+
+def did_you_mean(name: Any, choices, prefix: str = '', quote: bool = True,
+                 otherwise: str = '') -> str:
+    """``"; did you mean 'prefix+closest'?"`` for the choice closest to ``name``, else
+    ``otherwise``: the one suggestion builder of every message."""
+    hint = closest_match(str(name), choices)
+    if hint is None:
+        return otherwise
+    return f"; did you mean {prefix}{hint}?" if not quote else f"; did you mean '{prefix}{hint}'?"
+
+
+def unknown_name(what: str, name: Any, choices) -> str:
+    """``unknown <what> 'name' (available: a, b); did you mean 'a'?``"""
+    choices = list(choices)
+    return (f"unknown {what} {brief(name)} (available: {', '.join(map(str, choices))})"
+            + did_you_mean(name, choices))
 
 
 class Registry:
@@ -46,11 +66,7 @@ class Registry:
     def get(self, name: str) -> Any:
         """Return the object registered as ``name``; unknown names list the available ones."""
         if name not in self._obj_map:
-            hint = closest_match(str(name), self._obj_map)
-            hint = f"; did you mean '{hint}'?" if hint else ''
-            raise RegistryError(
-                f"unknown {self._name} type '{name}' (available: "
-                f"{', '.join(sorted(self._obj_map))}){hint}")
+            raise RegistryError(unknown_name(f"{self._name} type", name, sorted(self._obj_map)))
         return self._obj_map[name]
 
     def __contains__(self, name: str) -> bool:
@@ -77,8 +93,7 @@ def check_kwargs(obj: Callable, kwargs: Dict[str, Any], where: str) -> None:
     allowed = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     for key in kwargs:
         if key not in allowed:
-            hint = closest_match(key, allowed)
-            hint = f"; did you mean '{hint}'?" if hint else f" (accepted: {', '.join(allowed)})"
+            hint = did_you_mean(key, allowed, otherwise=f" (accepted: {', '.join(allowed)})")
             raise RegistryError(f"{where}.{key}: unknown option for {obj.__name__}{hint}")
 
 
@@ -99,3 +114,4 @@ METRIC_REGISTRY = Registry('metric')
 MODEL_REGISTRY = Registry('model')
 OPTIMIZER_REGISTRY = Registry('optimizer')
 SCHEDULER_REGISTRY = Registry('scheduler')
+STATE_ADAPTER_REGISTRY = Registry('state adapter')  # keyed by the arch's registered name

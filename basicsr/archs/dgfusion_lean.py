@@ -154,7 +154,7 @@ def real_ifft2_parts(real: torch.Tensor, imag: torch.Tensor, out: torch.Tensor) 
     even = torch.fft.rfft2(real).real.mul_(scale)
     odd = torch.fft.rfft2(imag).imag.mul_(scale)
     wh = even.shape[-1]
-    out[..., :wh] = even + odd
+    torch.add(even, odd, out=out[..., :wh])
     if w > wh:
         out[..., wh:] = mirrored_columns(even, w).sub_(mirrored_columns(odd, w))
     return out
@@ -200,7 +200,7 @@ def joint_chain(joint: nn.Sequential, proj: nn.Sequential) -> Callable[..., torc
     def chain(band: Band, x: torch.Tensor) -> torch.Tensor:
         h = lrelu(band.conv(joint[0], x))
         h = lrelu(band.conv(joint[2], h))
-        h = h + band.crop(x, 2).to(h.dtype)
+        h = h.add_(band.crop(x, 2))
         h = lrelu(band.conv(proj[0], h))
         return lrelu(band.conv(proj[2], h))
     return chain
@@ -213,7 +213,7 @@ def refine_chain(first: nn.Sequential, second: nn.Sequential) -> Callable[..., t
         h = lrelu(band.conv(first[2], h))
         h = lrelu(band.conv(second[0], h))
         h = lrelu(band.conv(second[2], h))
-        return h + band.crop(x, 4).to(h.dtype)
+        return h.add_(band.crop(x, 4))
     return chain
 
 

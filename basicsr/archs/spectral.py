@@ -100,11 +100,10 @@ def canonical_rfft2(x: torch.Tensor) -> torch.Tensor:
 def mirrored_columns(half: torch.Tensor, width: int) -> torch.Tensor:
     """The columns W//2+1 .. W-1 of a full (..., H, W) spectrum-indexed map, read from its
     one-sided half (..., H, W//2+1) at the mirrored bins: ``out[..., r, c] = half[..., -r, W-c]``
-    (indices modulo H). Shape (..., H, W - W//2 - 1); a new tensor."""
-    h, wh = half.shape[-2], half.shape[-1]
-    rows = torch.remainder(-torch.arange(h, device=half.device), h)
-    cols = torch.arange(width - wh, 0, -1, device=half.device)
-    return half[..., rows[:, None], cols[None, :]]
+    (indices modulo H). Shape (..., H, W - W//2 - 1); a new tensor (flip and roll: plain copies,
+    an order of magnitude faster than a gather)."""
+    wh = half.shape[-1]
+    return torch.roll(half[..., 1:width - wh + 1].flip((-2, -1)), 1, dims=-2)
 
 
 def unfold_half_(full: torch.Tensor, half: torch.Tensor, odd: bool) -> torch.Tensor:

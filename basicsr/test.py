@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP,
-                                  ConfigError, DGFusionError, one_line)
+                                  ConfigError, DGFusionError, Interrupted, one_line)
 from basicsr.utils.logger import console
 
 logger = logging.getLogger('basicsr.test')
 
 
-class Interrupted(Exception):
-    """Ctrl-C during a set, after its partial table was written; the message says where."""
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -44,13 +44,14 @@ import argparse  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
-from typing import Callable, List, Optional, Sequence, Tuple  # noqa: E402
+from typing import Callable, Optional, Sequence, Tuple  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from basicsr.inference.timing import median_seconds  # noqa: E402
+from basicsr.utils.cli import parse_size_list, run_main  # noqa: E402
 from basicsr.utils.errors import ConfigError, DGFusionError  # noqa: E402
 from benchmark_network import markdown as table  # noqa: E402
 
@@ -59,17 +60,6 @@ DEFAULT_SECTIONS = ('net', 'vsm', 'metrics')  # onnx takes minutes at C=16: on r
 ONNX_SIZES = ((256, 320), (640, 512))
 VSM_SIZE = (460, 630)
 METRIC_SIZE = (576, 768)
-
-
-def parse_sizes(text: str) -> List[Tuple[int, int]]:
-    """``'64x80,128x160'`` -> [(64, 80), (128, 160)] (height x width)."""
-    sizes = []
-    for item in text.split(','):
-        parts = item.strip().lower().split('x')
-        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise ConfigError(f"--sizes: '{item}' is not HxW with positive integers")
-        sizes.append((int(parts[0]), int(parts[1])))
-    return sizes
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -264,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--threads: {args.threads} must be >= 1")
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
-    args.sizes = parse_sizes(args.sizes)
+    args.sizes = parse_size_list(args.sizes, '--sizes')
     problem = parse_device(args.device)
     if problem:
         raise ConfigError(f"--device: {problem}")
@@ -294,11 +284,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    try:
-        return run(args)
-    except DGFusionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_main(lambda: run(args))
 
 
 if __name__ == '__main__':

@@ -52,8 +52,9 @@ from basicsr.inference.report import means_table, write_csv  # noqa: E402
 from basicsr.inference.scoring import score  # noqa: E402
 from basicsr.metrics import (CONVENTIONS, DEFAULT_CONVENTION, default_metrics,  # noqa: E402
                              higher_is_better, metrics_for, read_image_rgb)
-from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK,  # noqa: E402
-                                  EXIT_SETUP, ConfigError, DataError, DGFusionError)
+from basicsr.utils.cli import run_main  # noqa: E402
+from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError,  # noqa: E402
+                                  DGFusionError, Interrupted)
 from basicsr.data.pairs import match_folders  # noqa: E402
 from basicsr.utils import img_util  # noqa: E402
 from basicsr.utils.fs import ensure_writable_file  # noqa: E402
@@ -186,8 +187,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class Interrupted(Exception):
-    """Ctrl-C; the message says how far the run got."""
 
 
 def check_names(conv: str, requested: Optional[List[str]]) -> List[str]:
@@ -294,17 +293,7 @@ def collect(per_stem: Dict[str, StemResult], methods: Dict[str, Dict[str, Path]]
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        return run(args)
-    except DGFusionError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return EXIT_SETUP
-    except Interrupted as err:
-        print(f'interrupted: {err}', file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_main(lambda: run(args))
 
 
 if __name__ == '__main__':

@@ -29,21 +29,11 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 from typing import List, Optional, Sequence, Tuple  # noqa: E402
 
-from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK,  # noqa: E402
-                                  EXIT_SETUP, CheckpointError, ConfigError, DGFusionError)
+from basicsr.utils.cli import parse_size_list, run_main  # noqa: E402
+from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, CheckpointError,  # noqa: E402
+                                  ConfigError)
 
 DEFAULT_CHECK_SIZES = '33x47,48x64,40x35'
-
-
-def parse_size_list(text: str, option: str) -> List[Tuple[int, int]]:
-    """``'33x47,48x64'`` -> [(33, 47), (48, 64)]; ConfigError naming ``option`` otherwise."""
-    sizes = []
-    for item in text.split(','):
-        parts = item.strip().lower().split('x')
-        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise ConfigError(f"{option}: '{item.strip()}' is not HxW with positive integers")
-        sizes.append((int(parts[0]), int(parts[1])))
-    return sizes
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -138,14 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    try:
-        return run(args)
-    except DGFusionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_SETUP
-    except KeyboardInterrupt:
-        print("error: interrupted (no file written)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_main(lambda: run(args))
 
 
 if __name__ == '__main__':

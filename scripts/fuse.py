@@ -57,8 +57,9 @@ from tqdm import tqdm  # noqa: E402
 
 from basicsr.inference import (DEFAULT_OVERLAP, Pair, Stopwatch, check_tile, fuse,  # noqa: E402
                                latency_summary, load_model, match_folders, read_pair)
+from basicsr.utils.cli import run_main  # noqa: E402
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK,  # noqa: E402
-                                  EXIT_SETUP, ConfigError, DataError, DGFusionError, one_line)
+                                  ConfigError, DataError, DGFusionError, one_line)
 from basicsr.utils.fs import ensure_writable_dir, ensure_writable_file  # noqa: E402
 from basicsr.utils.img_util import IMAGE_EXTENSIONS, tensor2img, write_image  # noqa: E402
 from basicsr.inference.fusion import resolve_overlap  # noqa: E402
@@ -508,14 +509,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    try:
-        return run(args)
-    except DGFusionError as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return EXIT_SETUP
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_main(lambda: run(args))
 
 
 if __name__ == '__main__':

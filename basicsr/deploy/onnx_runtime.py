@@ -12,15 +12,10 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from basicsr.utils.errors import CheckpointError, ConfigError, DataError
+from basicsr.utils.errors import CheckpointError, ConfigError, DataError, first_line
 
 INPUT_NAMES = ['vis_y', 'ir']
 OUTPUT_NAME = 'fused_y'
-
-
-def first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def import_onnxruntime():

@@ -76,3 +76,7 @@ def brief(value: object, limit: int = 200) -> str:
     if len(text) > limit:
         text = text[:limit - 3] + '...'
     return text
+
+
+class Interrupted(Exception):
+    """Ctrl-C after partial results were kept; the message says what was kept and where."""

@@ -1,0 +1,36 @@
+"""Pieces every command-line script shares: HxW size lists and the exit-code rule of ``main``."""
+from __future__ import annotations
+
+from typing import Callable, List, Tuple
+
+from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_SETUP, ConfigError, DGFusionError,
+                                  Interrupted, one_line)
+from basicsr.utils.logger import console
+
+
+def parse_size_list(text: str, option: str) -> List[Tuple[int, int]]:
+    """``'33x47,48x64'`` -> [(33, 47), (48, 64)] (height x width); ConfigError naming ``option``."""
+    sizes = []
+    for item in text.split(','):
+        parts = item.strip().lower().split('x')
+        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise ConfigError(f"{option}: '{item.strip()}' is not HxW with positive integers")
+        sizes.append((int(parts[0]), int(parts[1])))
+    return sizes
+
+
+def run_main(work: Callable[[], int]) -> int:
+    """``work()``'s exit status, with the shared rule for what stops it: a user-facing error
+    is one ``error: ...`` line and 2; Ctrl-C is one ``interrupted`` line (saying what was kept,
+    when the work raised :class:`Interrupted`) and 130."""
+    try:
+        return work()
+    except DGFusionError as err:
+        console(f"error: {one_line(err)}", err=True)
+        return EXIT_SETUP
+    except Interrupted as err:
+        console(f"interrupted: {err}", err=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        console("interrupted", err=True)
+        return EXIT_INTERRUPTED

@@ -260,10 +260,12 @@ def as_rgb(img: np.ndarray) -> np.ndarray:
 
 def grid_image(pair: Pair, fused: np.ndarray) -> np.ndarray:
     """vis | ir | fused side by side, (H, 3W, 3) uint8 RGB; ir as the network saw it."""
+    from torchvision.utils import make_grid
     vis = unit_to_u8(pair.vis.permute(1, 2, 0).numpy())
     ir = unit_to_u8(pair.ir[0].numpy())
-    return np.concatenate([as_rgb(vis[..., 0] if vis.shape[2] == 1 else vis), as_rgb(ir),
-                           as_rgb(fused)], axis=1)
+    panels = [torch.from_numpy(as_rgb(img)).permute(2, 0, 1)
+              for img in (vis[..., 0] if vis.shape[2] == 1 else vis, ir, fused)]
+    return make_grid(panels, nrow=3, padding=0).permute(1, 2, 0).contiguous().numpy()
 
 
 def mask_image(pair: Pair) -> np.ndarray:

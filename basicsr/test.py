@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP,
-                                  ConfigError, DGFusionError, Interrupted, one_line)
+from basicsr.utils.cli import run_main
+from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DGFusionError,
+                                  Interrupted, one_line)
 from basicsr.utils.logger import console
 
 logger = logging.getLogger('basicsr.test')
@@ -41,18 +42,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """Console entry; returns the process exit code."""
     args = parse_args(argv)
-    try:
-        return run_test(args)
-    except DGFusionError as exc:
-        logging.getLogger('basicsr').handlers.clear()
-        console(f"error: {one_line(exc)}", err=True)
-        return EXIT_SETUP
-    except Interrupted as exc:
-        console(f"interrupted: {exc}", err=True)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        console('interrupted', err=True)
-        return EXIT_INTERRUPTED
+    return run_main(lambda: run_test(args))
 
 
 def run_test(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """Pieces every command-line script shares: HxW size lists and the exit-code rule of ``main``."""
 from __future__ import annotations
 
+import logging
 from typing import Callable, List, Tuple
 
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_SETUP, ConfigError, DGFusionError,
@@ -26,6 +27,7 @@ def run_main(work: Callable[[], int]) -> int:
     try:
         return work()
     except DGFusionError as err:
+        logging.getLogger('basicsr').handlers.clear()  # the error line is the last word
         console(f"error: {one_line(err)}", err=True)
         return EXIT_SETUP
     except Interrupted as err:

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -35,8 +36,9 @@ import torch  # noqa: E402
 
 from basicsr.archs.dgfusion_arch import DGFusion  # noqa: E402
 from basicsr.archs.dgfusion_reference import reference_forward  # noqa: E402
-from basicsr.inference.timing import median_seconds, synchronize  # noqa: E402
+from basicsr.inference.timing import median_seconds  # noqa: E402
 from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP  # noqa: E402
+from benchmark_network import PeakMemory  # noqa: E402
 
 FP32_BOUND = 5e-4  # max abs vs float64 (float32 rounding alone gives ~1.2e-4 at 256x320)
 
@@ -51,16 +53,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def peak_bytes(fn: Callable[[], Any], device: torch.device) -> Optional[int]:
-    """CUDA max allocated above the level before ``fn()`` (None on a CPU)."""
-    if device.type != 'cuda':
-        fn()
-        return None
-    synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
+    """Peak memory of ``fn()`` above its start (see ``benchmark_network.PeakMemory``)."""
+    peak = PeakMemory(device)
+    peak.start()
     fn()
-    synchronize(device)
-    return torch.cuda.max_memory_allocated(device) - base
+    return peak.stop()
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

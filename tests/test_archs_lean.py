@@ -69,7 +69,7 @@ def test_lean_float64_matches_reference_to_rounding():
 
 
 def test_lean_follows_weight_updates(band_pixels):
-    """The cached channels-last weights are rebuilt after an optimiser step and after
+    """The lean path follows the parameters after an optimiser step and after
     load_state_dict (both change the parameters in place)."""
     torch.manual_seed(7)
     net = DGFusion(2)

@@ -22,7 +22,7 @@ autocast dtype and every spectral step in float32, as in the module's forward.
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, List, Sequence
 
 import torch
 import torch.nn as nn
@@ -50,24 +50,6 @@ def band_rows(batch: int, height: int, width: int, device: torch.device) -> int:
     return max(MIN_BAND_ROWS, min(height, rows))
 
 
-class ConvCache:
-    """Channels-last copies of convolution weights, rebuilt when a parameter changes (an
-    optimiser step or ``load_state_dict`` bumps its version; ``.to()`` gives new storage), so
-    checkpoints keep the ordinary parameters and nothing is converted on every call."""
-
-    def __init__(self) -> None:
-        self._store: Dict[int, Tuple[Tuple, torch.Tensor]] = {}
-
-    def weight(self, conv: nn.Conv2d) -> torch.Tensor:
-        w = conv.weight
-        key = (w._version, w.data_ptr(), w.dtype, w.device)
-        hit = self._store.get(id(conv))
-        if hit is None or hit[0] != key:
-            hit = (key, w.detach().contiguous(memory_format=CHANNELS_LAST))
-            self._store[id(conv)] = hit
-        return hit[1]
-
-
 class Band:
     """Rows [start, stop) of a frame, read with a halo so that ``n_convs`` size-preserving 3x3
     convolutions give exact values on the band's own rows.
@@ -76,9 +58,7 @@ class Band:
     padding made those rows wrong); after the chain's convolutions only the own rows remain.
     """
 
-    def __init__(self, start: int, stop: int, height: int, n_convs: int,
-                 cache: ConvCache) -> None:
-        self.cache = cache
+    def __init__(self, start: int, stop: int, height: int, n_convs: int) -> None:
         self.read = slice(max(0, start - n_convs), min(height, stop + n_convs))
         self.trim_top = 1 if self.read.start > 0 else 0
         self.trim_bottom = 1 if self.read.stop < height else 0
@@ -97,7 +77,9 @@ class Band:
 
     def conv(self, layer: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
         """``layer(x)`` (3x3, padding 1) with the rows its padding made wrong trimmed away."""
-        return self.crop(F.conv2d(x, self.cache.weight(layer), layer.bias, padding=1), 1)
+        # the module's weights are channels-last already: no copy unless a caller changed that
+        weight = layer.weight.contiguous(memory_format=CHANNELS_LAST)
+        return self.crop(F.conv2d(x, weight, layer.bias, padding=1), 1)
 
 
 def empty_map(like: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Tensor:
@@ -108,7 +90,7 @@ def empty_map(like: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Te
 
 
 def run_banded(chain: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], n_convs: int,
-               out_channels: int, dtype: torch.dtype, cache: ConvCache) -> torch.Tensor:
+               out_channels: int, dtype: torch.dtype) -> torch.Tensor:
     """Full-size output of ``chain(band, *band_inputs)``, computed band by band.
 
     ``chain`` maps the band's rows of ``inputs`` (halo included) to (B,out_channels,rows,W)
@@ -120,7 +102,7 @@ def run_banded(chain: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor
     out = empty_map(first, out_channels, dtype)
     step = band_rows(first.shape[0], height, width, first.device)
     for start in range(0, height, step):
-        band = Band(start, min(height, start + step), height, n_convs, cache)
+        band = Band(start, min(height, start + step), height, n_convs)
         values = chain(band, *(band.take(x) for x in inputs))
         out[:, :, start:start + step].copy_(values[:, :, band.own])
         del values
@@ -272,10 +254,9 @@ def lean_forward(net: nn.Module, vis_y: torch.Tensor, ir: torch.Tensor) -> torch
     vis_y = vis_y.contiguous(memory_format=CHANNELS_LAST)
     ir = ir.contiguous(memory_format=CHANNELS_LAST)
     width = vis_y.shape[-1]
-    cache = net.__dict__.setdefault('_lean_conv_cache', ConvCache())
 
     def banded(chain, inputs, n_convs, out_channels):
-        return run_banded(chain, inputs, n_convs, out_channels, dtype, cache)
+        return run_banded(chain, inputs, n_convs, out_channels, dtype)
 
     # Stage 1: spectra of the two encodings, on the one-sided half
     with full_precision(vis_y):

@@ -24,6 +24,7 @@ import basicsr.models  # noqa: F401  (fills MODEL, OPTIMIZER and SCHEDULER regis
 from basicsr.archs import DEFAULT_NETWORK_G
 from basicsr.data.pairs import match_folders
 from basicsr.metrics import CONVENTIONS, DEFAULT_CONVENTION
+from basicsr.models.fusion_model import COMPILE_MODES
 from basicsr.utils.errors import ConfigError, DataError, brief
 from basicsr.utils.logger import console
 from basicsr.utils.options import (ARCH_RANGES, DATASET_RANGES, LOADER_KEYS, LOSS_RANGES, NUM,
@@ -60,6 +61,8 @@ TRAIN_SCHEMA: Dict[str, Any] = {
                         range=POSITIVE),
         'use_amp': _f(bool, False),
         'max_nonfinite_steps': _f(int, 10, minimum=1),
+        'compile': _f(bool, False, doc='torch.compile the training forward'),
+        'compile_mode': _f(str, 'default', choices=COMPILE_MODES, doc='torch.compile mode'),
     },
     'val': {
         'val_freq': _f(int, 0, doc='0 = no validation', minimum=0),

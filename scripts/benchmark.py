@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     python scripts/benchmark.py [--only net,vsm,metrics] [--device auto|cpu|cuda|cuda:N]
         [--channels 16] [--sizes 256x320,640x512] [--repeat 3] [--warmup 1] [--threads N]
-        [--no-train] [--no-accuracy] [--json figures.json]
+        [--no-train] [--compile] [--no-accuracy] [--json figures.json]
 
 Sections:
 
@@ -16,7 +16,9 @@ Sections:
   or resident memory above the pre-run level on a CPU) and bytes per pixel, max abs difference
   to the float64 reference, multiply-adds per frame and the achieved rate as a fraction of one
   large 3x3 convolution measured in the same run; then one training step (batch 4 x 128x128)
-  of the module against the plain evaluation. Ratios are lean/plain of this run. See
+  of the module against the plain evaluation, with ``--compile`` also the step through
+  ``torch.compile`` (as ``train.compile: true`` runs it; compiled in the untimed warm-up, which
+  takes minutes at C=16 on a CPU). Ratios are lean/plain of this run. See
   ``scripts/benchmark_network.py``.
 * ``vsm``: the vectorised ``vsm_saliency`` against a direct port of the published script
   (contrast table by two nested Python loops over the 256 gray levels, then a per-pixel
@@ -71,6 +73,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--sizes', default='256x320', help='HxW list for the net section')
     parser.add_argument('--repeat', type=int, default=3, help='timed runs per figure (median)')
     parser.add_argument('--no-train', action='store_true', help='skip the training-step table')
+    parser.add_argument('--compile', action='store_true',
+                        help='add a torch.compile training-step row (compiled in the warm-up)')
     parser.add_argument('--no-accuracy', action='store_true',
                         help='skip the float64 reference (max abs difference column)')
     parser.add_argument('--json', type=Path, default=None, help='also write the figures here')
@@ -102,7 +106,8 @@ def bench_net(args: argparse.Namespace, device: torch.device) -> dict:
                  ['published (incl. never-read)', f'{ours + dead:,}', f'{(ours + dead) / ours:.3f}'],
                  ['never read by the published forward', f'{dead:,}', f'{dead / ours:.3f}']]))
     blocks, report = bench_network(device, c, args.sizes, args.repeat, args.warmup, args.threads,
-                                   accuracy=not args.no_accuracy, train=not args.no_train)
+                                   accuracy=not args.no_accuracy, train=not args.no_train,
+                                   compile=args.compile)
     for block in blocks:
         print('\n' + block)
     return report
@@ -249,6 +254,9 @@ def run(args: argparse.Namespace) -> int:
                           f"{','.join(SECTIONS)}")
     if args.repeat < 1 or args.warmup < 0 or args.channels < 1:
         raise ConfigError("--repeat and --channels must be >= 1, --warmup >= 0")
+    if args.compile and (args.no_train or 'net' not in only):
+        raise ConfigError("--compile adds a row to the training table of the net section: "
+                          "drop --no-train and keep net in --only")
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads: {args.threads} must be >= 1")

@@ -9,6 +9,8 @@ memory above its level before the first full-size call. Rows:
 * ``lean``: the module's own forward under inference mode (it takes the lean path);
 * ``train plain`` / ``train``: one optimiser step (forward, loss, backward, Adam) through
   ``reference_forward`` and through the module's training forward, batch 4 x 128 x 128;
+* ``train compiled`` (on request): the same step through ``torch.compile`` of the module, as
+  ``train.compile: true`` runs it; compilation happens in the untimed warm-up steps;
 * ``conv``: one channels-last 3x3 convolution 8C -> 8C at the frame size, the machine's
   convolution rate that the network's achieved rate is compared with.
 
@@ -31,6 +33,9 @@ import torch  # noqa: E402
 from basicsr.inference.timing import median_seconds, synchronize  # noqa: E402
 
 TRAIN_SHAPE = (4, 128, 128)
+# untimed training steps before the timing: optimiser state, kernels and, for the compiled row,
+# the compilation (its first runs after compiling are still slow)
+TRAIN_WARMUP_STEPS = 3
 
 
 def conv_macs_per_pixel(net: torch.nn.Module) -> int:
@@ -81,9 +86,9 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     torch.manual_seed(0)
     net = DGFusion(c).to(device)
     gen = torch.Generator().manual_seed(1)
-    batch = TRAIN_SHAPE[0] if path.startswith('train') else 1
+    batch = 1
     if path.startswith('train'):
-        h, w = TRAIN_SHAPE[1:]
+        batch, h, w = spec.get('train_shape') or TRAIN_SHAPE
     vis_y = torch.rand(batch, 1, h, w, generator=gen).to(device)
     ir = torch.rand(batch, 1, h, w, generator=gen).to(device)
     result: Dict[str, Any] = {}
@@ -105,14 +110,19 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     if path.startswith('train'):
         net.train(True)
         opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+        module = net
+        if path == 'train compiled':  # the wrapper train.compile uses
+            from basicsr.models.fusion_model import compile_for_training
+            module = compile_for_training(net)
         forward = (lambda: reference_forward(net, vis_y, ir)) if path == 'train plain' else \
-            (lambda: net(vis_y, ir))
+            (lambda: module(vis_y, ir))
 
         def step() -> None:
             opt.zero_grad(set_to_none=True)
             forward().square().mean().backward()
             opt.step()
-        step()  # optimiser state and kernels exist before the count starts
+        for _ in range(TRAIN_WARMUP_STEPS):
+            step()
         peak = PeakMemory(device)
         peak.start()
         result['ms'] = _timed(step, spec['repeat'], 0, device)
@@ -155,8 +165,10 @@ def _mib(value: Optional[int]) -> str:
 
 def bench_network(device: torch.device, channels: int, sizes: Sequence[Tuple[int, int]],
                   repeat: int, warmup: int, threads: Optional[int], accuracy: bool,
-                  train: bool) -> Tuple[List[str], Dict[str, Any]]:
-    """Measure every row; returns Markdown blocks and the JSON-ready figures."""
+                  train: bool, compile: bool = False) -> Tuple[List[str], Dict[str, Any]]:
+    """Measure every row; returns Markdown blocks and the JSON-ready figures. ``compile`` adds
+    the ``train compiled`` row to the training table (a failed compilation is a row of n/a
+    and its reason, not the end of the benchmark)."""
     from basicsr.archs.dgfusion_arch import DGFusion
 
     macs = conv_macs_per_pixel(DGFusion(channels))
@@ -191,15 +203,25 @@ def bench_network(device: torch.device, channels: int, sizes: Sequence[Tuple[int
                           + markdown(header, table))
             report['sizes'][f'{h}x{w}'] = {**rows, 'frame_macs': frame_macs}
         if train:
-            rows = {p: measure({**common, 'size': [0, 0], 'path': p})
-                    for p in ('train plain', 'train')}
+            rows, notes = {}, []
+            for p in ('train plain', 'train') + (('train compiled',) if compile else ()):
+                try:
+                    rows[p] = measure({**common, 'size': [0, 0], 'path': p})
+                except RuntimeError as exc:
+                    if p != 'train compiled':
+                        raise
+                    rows[p] = {'ms': None, 'peak_bytes': None, 'error': str(exc)}
+                    notes.append(f"\n\n{p}: {exc}")
             base = rows['train plain']
-            table = [[p, f"{r['ms']:.0f}", _ratio(r['ms'], base['ms']), _mib(r['peak_bytes']),
-                      _ratio(r['peak_bytes'], base['peak_bytes'])] for p, r in rows.items()]
+            table = [[p, 'n/a' if r['ms'] is None else f"{r['ms']:.0f}", _ratio(r['ms'], base['ms']),
+                      _mib(r['peak_bytes']), _ratio(r['peak_bytes'], base['peak_bytes'])]
+                     for p, r in rows.items()]
             b, th, tw = TRAIN_SHAPE
             blocks.append(f"### DGFusion training step (forward, loss, backward, Adam), C={channels}, "
-                          f"batch {b} x {th}x{tw}, {device}\n\n"
-                          + markdown(['path', 'ms', 'time ratio', 'peak MiB', 'memory ratio'], table))
+                          f"batch {b} x {th}x{tw}, {device}, median of {repeat} after "
+                          f"{TRAIN_WARMUP_STEPS} warm-up steps\n\n"
+                          + markdown(['path', 'ms', 'time ratio', 'peak MiB', 'memory ratio'], table)
+                          + ''.join(notes))
             report['train'] = rows
     return blocks, report
 

@@ -7,9 +7,10 @@ import torch
 from basicsr.models.fusion_model import FusionModel
 
 
-def _opt(ema_decay=0.9):
+def _opt(ema_decay=0.9, compile=False):
     return {'network_g': {'type': 'DGFusion', 'channels': 2},
             'train': {'ema_decay': ema_decay, 'use_amp': False, 'grad_clip': None,
+                      'compile': compile, 'compile_mode': 'default',
                       'max_nonfinite_steps': 3, 'scheduler': None,
                       'optim_g': {'type': 'SGD', 'lr': 0.1},
                       'losses': [{'type': 'MaxIntensityLoss', 'loss_weight': 1.0}]}}
@@ -105,3 +106,47 @@ def test_inference_only_model_state_dict():
         assert torch.equal(p, dict(trained.net_g_ema.named_parameters())[name]), name
     assert any(not torch.equal(p, dict(trained.net_g.named_parameters())[n])
                for n, p in plain.net_g.named_parameters())  # the EMA, not the raw weights
+
+
+@pytest.mark.slow  # compiling takes about a minute on two cores
+def test_compiled_training_step_matches_eager():
+    """train.compile: the same loss and parameter gradients as the eager step (C=2, batch 2,
+    16x16), while net_g itself stays uncompiled (same state_dict keys, lean inference)."""
+    batch = _batch_of_size(16, 16)
+    models = []
+    for compile in (False, True):
+        torch.manual_seed(5)
+        model = FusionModel(_opt(compile=compile), torch.device('cpu'))
+        models.append((model, model.train_step(batch)))
+    (eager, out_e), (compiled, out_c) = models
+    assert compiled.train_net is not compiled.net_g
+    assert out_c['skipped'] == 0.0
+    assert out_c['total'] == pytest.approx(out_e['total'], rel=1e-5, abs=0)
+    grads_e = {n: p.grad for n, p in eager.net_g.named_parameters()}
+    grads_c = {n: p.grad for n, p in compiled.net_g.named_parameters()}
+    assert grads_c.keys() == grads_e.keys()
+    largest = max(g.abs().max() for g in grads_e.values())
+    assert largest > 0
+    for name, g in grads_e.items():
+        assert (grads_c[name] - g).abs().max() <= 1e-5 * largest, name
+    assert list(compiled.net_g.state_dict()) == list(eager.net_g.state_dict())
+    assert int(compiled.net_g.last_nonfinite) == 0  # the forward's side effect reached net_g
+    vis, ir = batch['vis'], batch['ir']
+    torch.testing.assert_close(compiled.fuse(vis, ir), eager.fuse(vis, ir), rtol=0, atol=1e-5)
+    # a second step runs the compiled code (no recompilation error) and matches too
+    batch2 = _batch_of_size(16, 16, seed=9)
+    assert compiled.train_step(batch2)['total'] == pytest.approx(eager.train_step(batch2)['total'],
+                                                                 rel=1e-4, abs=0)
+
+
+def _batch_of_size(h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {'vis': torch.rand(2, 3, h, w, generator=g), 'ir': torch.rand(2, 1, h, w, generator=g)}
+
+
+def test_compile_mode_must_be_known():
+    from basicsr.utils.errors import ConfigError
+    opt = _opt(compile=True)
+    opt['train']['compile_mode'] = 'fast'
+    with pytest.raises(ConfigError, match='train.compile_mode'):
+        FusionModel(opt, torch.device('cpu'))

@@ -199,3 +199,19 @@ def test_scalar_sections(tmp_path, tiny_data, section):
             out.append(line)
     msg = problems(write(tmp_path, '\n'.join(out) + '\n'))
     assert f"{key}: expected a mapping" in msg
+
+
+def test_compile_options(tmp_path, tiny_data):
+    """train.compile: off by default, true/false only (one line), settable with --set;
+    train.compile_mode: one of torch.compile's modes."""
+    path = write(tmp_path, train_options(tmp_path, tiny_data))
+    opt = load_options(path).opt
+    assert opt['train']['compile'] is False and opt['train']['compile_mode'] == 'default'
+    opt = load_options(path, overrides=['train.compile=true', 'train.compile_mode=max-autotune']).opt
+    assert opt['train']['compile'] is True and opt['train']['compile_mode'] == 'max-autotune'
+    msg = problems(path, overrides=['train.compile=yes please'])
+    assert msg == f"{path}: train.compile: expected true/false, got str 'yes please'"
+    msg = problems(path, overrides=['train.compile=1'])
+    assert msg == f"{path}: train.compile: expected true/false, got int 1"
+    msg = problems(path, overrides=['train.compile_mode=fast'])
+    assert "train.compile_mode: 'fast' is not one of default, reduce-overhead, max-autotune" in msg

@@ -307,3 +307,49 @@ def test_benchmark_tiny_run_prints_tables(tmp_path):
     assert re.search(r'\| vsm_saliency[^|]*\| [\d.]+ \| [\d.]+x \| equal \|', out)
     assert 'MISMATCH' not in out + res.stderr
     assert '### Metrics' not in out  # not selected
+
+
+@pytest.mark.slow  # compiles the training step (about a minute on two cores)
+def test_benchmark_compiled_training_row_runs():
+    """The worker of the ``train compiled`` row at a tiny size: it times and measures the
+    step after the warm-up that compiles it."""
+    bench = load_script('benchmark_network')
+    spec = {'path': 'train compiled', 'device': 'cpu', 'channels': 2, 'size': [0, 0],
+            'train_shape': [2, 16, 16], 'repeat': 1, 'warmup': 0, 'threads': None}
+    result = bench.run_worker(spec)
+    assert result['ms'] > 0
+    assert result['peak_bytes'] is None or result['peak_bytes'] >= 0
+
+
+def test_benchmark_compile_needs_the_training_table(capsys):
+    bench = load_script('benchmark')
+    assert bench.main(['--only', 'net', '--compile', '--no-train']) == 2
+    assert '--compile adds a row to the training table' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('compiled_fails', [False, True])
+def test_benchmark_training_table_with_compiled_row(monkeypatch, compiled_fails):
+    """Ratios of the training rows are against ``train plain``; a failed compilation is a row
+    of n/a with its reason under the table."""
+    bench = load_script('benchmark_network')
+    figures = {'train plain': (200.0, 40 * 2 ** 20), 'train': (100.0, 10 * 2 ** 20),
+               'train compiled': (50.0, 20 * 2 ** 20)}
+
+    def fake_measure(spec):
+        if spec['path'] == 'train compiled' and compiled_fails:
+            raise RuntimeError("benchmark worker for 'train compiled' failed: no C++ compiler")
+        ms, peak = figures[spec['path']]
+        return {'ms': ms, 'peak_bytes': peak}
+
+    monkeypatch.setattr(bench, 'measure', fake_measure)
+    blocks, report = bench.bench_network(torch.device('cpu'), 2, [], 1, 0, None, accuracy=False,
+                                         train=True, compile=True)
+    text = blocks[-1]
+    assert '| train plain | 200 | 1.00 | 40 | 1.00 |' in text
+    assert '| train | 100 | 0.50 | 10 | 0.25 |' in text
+    if compiled_fails:
+        assert '| train compiled | n/a | n/a | n/a | n/a |' in text
+        assert text.endswith("train compiled: benchmark worker for 'train compiled' failed: no C++ compiler")
+        assert report['train']['train compiled']['ms'] is None
+    else:
+        assert '| train compiled | 50 | 0.25 | 20 | 0.50 |' in text

@@ -207,6 +207,26 @@ def test_amp_training_on_cuda(tmp_path, tiny_data):
     assert all(r['skipped'] == 0.0 for r in logs.values())
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_compiled_amp_training_on_cuda(tmp_path, tiny_data):
+    """train.compile with AMP on CUDA: every step updates, the first loss is the eager AMP
+    run's (half-precision round-off apart), and the checkpoint keys are the eager ones."""
+    text = train_options(tmp_path, tiny_data, total_iter=3, save_freq=3, patch=18)
+    text = text.replace('device: cpu', 'device: cuda').replace('  ema_decay:', '  use_amp: true\n  ema_decay:')
+    (tmp_path / 'amp.yml').write_text(text)
+    assert train_main(['-opt', str(tmp_path / 'amp.yml')]) == 0
+    assert train_main(['-opt', str(tmp_path / 'amp.yml'), '--set', 'name=tiny_compiled',
+                       '--set', 'train.compile=true']) == 0
+    runs = tmp_path / 'experiments'
+    eager, compiled = losses_of(runs / 'tiny'), losses_of(runs / 'tiny_compiled')
+    assert all(r['skipped'] == 0.0 for r in compiled.values())
+    assert compiled[1]['total'] == pytest.approx(eager[1]['total'], rel=1e-2)
+    keys = [list(final_weights(runs / run / 'checkpoints' / 'iter_00000003.pth')['params'])
+            for run in ('tiny', 'tiny_compiled')]
+    assert keys[0] == keys[1]
+
+
 class ToyFusion(torch.nn.Module):
     """A second architecture, known only to this test: two convolutions on [vis_y, ir]."""
 
@@ -254,3 +274,69 @@ path:
     assert test_main(['-opt', str(test_opt)]) == 0
     written = sorted(p.name for p in (tmp_path / 'results' / 'toy_test').rglob('*.png'))
     assert len(written) == len(list(tiny_data['vis'].iterdir()))
+
+
+@pytest.mark.slow  # compiling takes about a minute on two cores
+def test_compiled_run_saves_the_eager_checkpoint_layout(tmp_path, tiny_data, tiny_val):
+    """train.compile: true trains and validates; its first loss is the eager run's, and its
+    checkpoint has the eager run's keys (no ``_orig_mod.``) and loads with load_network.
+
+    Weights after a step are not compared: a round-off difference in one step (1e-8) moves the
+    fused output of the next one by up to 1e-3 here (phases of near-real spectrum bins flip
+    between -pi and pi), in eager runs as much as in compiled ones."""
+    opt = write_opt(tmp_path, tiny_data, val=tiny_val, val_freq=2, total_iter=2, save_freq=2)
+    assert train_main(['-opt', str(opt)]) == 0
+    assert train_main(['-opt', str(opt), '--set', 'name=tiny_compiled',
+                       '--set', 'train.compile=true']) == 0
+    runs = tmp_path / 'experiments'
+    eager = final_weights(runs / 'tiny' / 'checkpoints' / 'iter_00000002.pth')
+    ckpt = runs / 'tiny_compiled' / 'checkpoints' / 'iter_00000002.pth'
+    compiled = final_weights(ckpt)
+    assert compiled['config']['train']['compile'] is True
+    for key in ('params', 'params_ema'):
+        assert list(compiled[key]) == list(eager[key])
+        assert not any(k.startswith(('_orig_mod.', 'module.')) for k in compiled[key])
+    first = losses_of(runs / 'tiny')[1]['total']
+    assert losses_of(runs / 'tiny_compiled')[1]['total'] == pytest.approx(first, rel=1e-5, abs=0)
+    net = load_network(ckpt)
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, compiled['params_ema'][name]), name
+    assert (runs / 'tiny_compiled' / 'visualization' / 'iter_00000002').is_dir()
+
+
+def test_compile_failure_is_one_error_line_and_status_2(tmp_path, tiny_data):
+    """No working C++ compiler (what a CPU compile needs): one line naming train.compile and
+    the way out, exit status 2, no traceback."""
+    opt = write_opt(tmp_path, tiny_data, total_iter=2)
+    env = dict(os.environ, CXX=str(tmp_path / 'no-such-compiler'),
+               TORCHINDUCTOR_CACHE_DIR=str(tmp_path / 'inductor-cache'))  # nothing cached
+    run = subprocess.run([sys.executable, 'train.py', '-opt', str(opt), '--set', 'train.compile=true'],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert 'Traceback' not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith('error: ')]
+    assert len(errors) == 1 and errors[0] == run.stderr.strip().splitlines()[-1]
+    assert errors[0].startswith('error: train.compile: ')
+    assert 'C++ compiler' in errors[0] and errors[0].endswith('set train.compile=false to train without it')
+
+
+@pytest.mark.dist
+@pytest.mark.slow  # two processes compile on two cores
+def test_torchrun_with_compile_keeps_the_ranks_in_step(tmp_path, tiny_data):
+    """train.compile under DDP (the compiled module inside DistributedDataParallel): the run
+    finishes and both ranks hold the same weights, so gradients were averaged."""
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    opt = write_opt(tmp_path, tiny_data, name='dist.yml', total_iter=2, batch=2, save_freq=2)
+    opt.write_text(opt.read_text().replace('  ema_decay:', '  compile: true\n  ema_decay:'))
+    out = tmp_path / 'out'
+    out.mkdir()
+    run = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                          '--nproc_per_node=2', 'tests/dist_worker.py', str(opt), str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert not any(k.startswith(('_orig_mod.', 'module.')) for k in r0)
+    for name in r0:
+        assert torch.equal(r0[name], r1[name]), name
+    logs = losses_of(tmp_path / 'experiments' / 'tiny')
+    assert [logs[i]['skipped'] for i in (1, 2)] == [0.0, 0.0]

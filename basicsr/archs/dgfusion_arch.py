@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from basicsr.archs.dgfusion_lean import lean_forward
-from basicsr.archs.spectral import (LRELU_SLOPE, NONFINITE_FILL, as_complex, canonical_fft2, canonicalize_phase_,
-                                    full_precision, polar_to_stacked_lean, to_float32)
+from basicsr.archs.spectral import (LRELU_SLOPE, NONFINITE_FILL, canonical_fft2, canonicalize_phase_,
+                                    complex_step, full_precision, ifft2_real, polar_to_stacked_lean,
+                                    to_float32)
 from basicsr.utils.errors import ConfigError
 from basicsr.utils.registry import ARCH_REGISTRY
 
@@ -64,6 +65,24 @@ class ChannelLayerNorm(nn.Module):
         # per-pixel mean and inverse deviation
         y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
         return y.permute(0, 3, 1, 2)
+
+
+@complex_step
+def polar_spectra(vis_feat: torch.Tensor, ir_feat: torch.Tensor, a: torch.Tensor,
+                  b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Amplitudes and phases of the spectra of ``vis_feat``, ``ir_feat`` (B,4C,H,W) float32 and
+    of the discrepancy spectrum ``D = a*V - b*I`` (``a``, ``b``: shape (1,)).
+
+    Returns ``cat(|V|, |I|)``, ``cat(angle V, angle I)`` (B,8C,H,W), ``|D|`` and ``angle D``
+    (B,4C,H,W); phases in [-pi, pi], canonical at the self-conjugate bins.
+    """
+    vis_spec = canonical_fft2(vis_feat)  # (B,4C,H,W) complex
+    ir_spec = canonical_fft2(ir_feat)
+    amp_cat = torch.cat([torch.abs(vis_spec), torch.abs(ir_spec)], dim=1)
+    pha_cat = torch.cat([torch.angle(vis_spec), torch.angle(ir_spec)], dim=1)
+    # a*(+0) - b*(+0) can be -0 (a < 0, or the sign rules of complex products): re-canonicalise
+    disc = canonicalize_phase_(a * vis_spec - b * ir_spec)
+    return amp_cat, pha_cat, torch.abs(disc), torch.angle(disc)
 
 
 class AmplitudePhaseEnhancer(nn.Module):
@@ -110,18 +129,9 @@ class AmplitudePhaseEnhancer(nn.Module):
 
     def _spectral(self, vis_feat: torch.Tensor,
                   ir_feat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        vis_spec = canonical_fft2(vis_feat)  # (B,4C,H,W) complex
-        ir_spec = canonical_fft2(ir_feat)
-
-        amp_cat = torch.cat([torch.abs(vis_spec), torch.abs(ir_spec)], dim=1)
-        pha_cat = torch.cat([torch.angle(vis_spec), torch.angle(ir_spec)], dim=1)
+        amp_cat, pha_cat, amp_disc, pha_disc = polar_spectra(vis_feat, ir_feat, self.a, self.b)
         amp_joint = self.amp_proj(self.amp_joint(amp_cat) + amp_cat)
         pha_joint = self.pha_proj(self.pha_joint(pha_cat) + pha_cat)
-
-        # a*(+0) - b*(+0) can be -0 (a < 0, or the sign rules of complex products): re-canonicalise
-        disc = canonicalize_phase_(self.a * vis_spec - self.b * ir_spec)
-        amp_disc = torch.abs(disc)
-        pha_disc = torch.angle(disc)
         amp_disc = self.amp_refine2(self.amp_refine1(amp_disc)) + amp_disc
         pha_disc = self.pha_refine2(self.pha_refine1(pha_disc)) + pha_disc
 
@@ -171,10 +181,10 @@ class DiscrepancyAttention(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 skip: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``skip``: ``Re ifft2(q as complex)`` when the caller already has it, else computed."""
-        f1 = self.norm_qk(torch.fft.ifft2(as_complex(self._query_key(q, k))).real)
-        f2 = self.norm_v(torch.fft.ifft2(as_complex(self.wv(v))).real)
+        f1 = self.norm_qk(ifft2_real(self._query_key(q, k)))
+        f2 = self.norm_v(ifft2_real(self.wv(v)))
         if skip is None:
-            skip = torch.fft.ifft2(as_complex(q)).real
+            skip = ifft2_real(q)
         return self.norm_out(f1 * f2 + skip)
 
 
@@ -191,7 +201,7 @@ class DiscrepancyAwareExtractor(nn.Module):
 
     def forward(self, s_d: torch.Tensor, s_ap: torch.Tensor,
                 s_pa: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        skip = torch.fft.ifft2(as_complex(s_d)).real  # the same in both blocks: computed once
+        skip = ifft2_real(s_d)  # the same in both blocks: computed once
         fre = self.frequency(s_d, s_pa, s_ap, skip)
         spa = self.spatial(s_d, s_ap, s_pa, skip)
         return fre, spa

@@ -6,7 +6,8 @@ Spectra of real 4C-channel feature maps are stored either as complex tensors or 
 """
 from __future__ import annotations
 
-from typing import Optional
+import functools
+from typing import Callable, Dict, Optional
 
 import torch
 
@@ -21,6 +22,41 @@ def full_precision(x: torch.Tensor):
     return torch.autocast(x.device.type, enabled=False)
 
 
+# complex steps of the training forward, by qualified name: the plain function, and the
+# ``torch.compiler.disable`` wrapper that :func:`prepare_compile` builds
+_COMPLEX_STEPS: Dict[str, Callable] = {}
+_EAGER_UNDER_COMPILE: Dict[str, Callable] = {}
+
+
+def complex_step(fn: Callable) -> Callable:
+    """Decorator for a function of real tensors that computes with complex ones: under
+    ``torch.compile`` it runs eagerly (one graph break per call) once :func:`prepare_compile` ran.
+
+    Inductor generates no code for complex tensors (it calls the eager kernels anyway) and some
+    of its complex decompositions fail in backward (a sum of complex gradients of different
+    strides), so compiled graphs of the network hold real tensors only. The eager wrappers are
+    built by :func:`prepare_compile`, not here, so that importing the network does not import
+    ``torch._dynamo`` (about a second). Outside ``torch.compile`` the call is ``fn`` itself.
+    """
+    key = f"{fn.__module__}.{fn.__qualname__}"
+    _COMPLEX_STEPS[key] = fn
+
+    @functools.wraps(fn)
+    def step(*args: torch.Tensor):
+        if torch.compiler.is_compiling():
+            return _EAGER_UNDER_COMPILE.get(key, fn)(*args)
+        return fn(*args)
+    return step
+
+
+def prepare_compile() -> None:
+    """Make every :func:`complex_step` run eagerly under ``torch.compile``; call it before
+    compiling a module that uses them (idempotent; imports ``torch._dynamo``)."""
+    for key, fn in _COMPLEX_STEPS.items():
+        if key not in _EAGER_UNDER_COMPILE:
+            _EAGER_UNDER_COMPILE[key] = torch.compiler.disable(fn)
+
+
 def to_float32(x: torch.Tensor) -> torch.Tensor:
     """Half/bfloat16 -> float32; float32/float64 unchanged."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
@@ -30,6 +66,12 @@ def as_complex(x: torch.Tensor) -> torch.Tensor:
     """(B,2K,H,W) real -> (B,K,H,W) complex: channels [0,K) real part, [K,2K) imaginary part."""
     real, imag = x.chunk(2, dim=1)
     return torch.complex(real, imag)
+
+
+@complex_step
+def ifft2_real(stacked: torch.Tensor) -> torch.Tensor:
+    """``Re ifft2`` of a (B,2K,H,W) spectrum stored as cat(real, imag) -> (B,K,H,W) real."""
+    return torch.fft.ifft2(as_complex(stacked)).real
 
 
 def polar_to_stacked(amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:

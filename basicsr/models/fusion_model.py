@@ -15,7 +15,7 @@ from basicsr.losses import build_loss
 from basicsr.models.optim import build_optimizer, build_scheduler
 from basicsr.utils.color import rgb_to_ycbcr, ycbcr_to_rgb
 from basicsr.utils.dist import get_world_size, reduce_mean
-from basicsr.utils.errors import DGFusionError
+from basicsr.utils.errors import ConfigError, DGFusionError, first_line
 from basicsr.utils.registry import MODEL_REGISTRY
 
 logger = logging.getLogger(__name__)
@@ -23,6 +23,29 @@ logger = logging.getLogger(__name__)
 
 class TrainingDiverged(DGFusionError):
     """Too many consecutive non-finite losses."""
+
+
+class CompileFailed(ConfigError):
+    """``torch.compile`` could not compile the training step (``train.compile``)."""
+
+
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune')
+
+
+def compile_for_training(net: nn.Module, mode: str = 'default') -> nn.Module:
+    """A ``torch.compile`` wrapper of ``net`` for the training forward.
+
+    ``net`` itself stays eager: it shares its parameters with the wrapper, so its
+    ``state_dict`` keys (no ``_orig_mod.`` prefix), the EMA, checkpoints, validation and the
+    lean inference path are those of an uncompiled run. The network's complex-valued steps run
+    eagerly between the compiled graphs (see :func:`basicsr.archs.spectral.complex_step`).
+    Compilation happens at the first call.
+    """
+    from basicsr.archs.spectral import prepare_compile
+    if mode not in COMPILE_MODES:
+        raise ConfigError(f"train.compile_mode: {mode!r} is not one of {', '.join(COMPILE_MODES)}")
+    prepare_compile()
+    return torch.compile(net, mode=mode)
 
 
 def split_luma(vis: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -85,14 +108,42 @@ class FusionModel:
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.use_amp)
         self.grad_clip = train['grad_clip']
         self.max_nonfinite = train['max_nonfinite_steps']
+        self.compiled = bool(train.get('compile', False))
+        # what the training forward calls: net_g, its compiled wrapper, and/or their DDP wrapper
+        self.train_net: nn.Module = self.net_g
+        if self.compiled:
+            mode = train.get('compile_mode', 'default')
+            self.train_net = compile_for_training(self.net_g, mode)
+            logger.info('train.compile: the training forward is compiled (mode %s) in the first '
+                        'iterations, which are slow', mode)
         self.ddp: Optional[nn.Module] = None
         if get_world_size() > 1:
+            # PyTorch's advice for DDP: compile the inner module, then wrap it
             self.ddp = DistributedDataParallel(
-                self.net_g, device_ids=[device.index] if device.type == 'cuda' else None)
+                self.train_net, device_ids=[device.index] if device.type == 'cuda' else None)
+            self.train_net = self.ddp
         self.net_g.train()
 
     # ------------------------------------------------------------------ training
     def train_step(self, batch: Dict[str, Any]) -> Dict[str, float]:
+        """One optimisation step (see :meth:`_train_step`); with ``train.compile`` a failure of
+        ``torch.compile`` (at the first step, or at a later recompilation) is one
+        :class:`CompileFailed` line instead of a compiler traceback.
+        """
+        if not self.compiled:
+            return self._train_step(batch)
+        from torch._dynamo.exc import TorchDynamoException
+        try:
+            return self._train_step(batch)
+        except TorchDynamoException as exc:
+            reason = first_line(exc)
+            hint = (' (on a CPU it needs a working C++ compiler)'
+                    if self.device.type == 'cpu' and ('C++' in reason or 'Cxx' in reason) else '')
+            raise CompileFailed(
+                f"train.compile: torch.compile failed on the training step{hint}: {reason}; "
+                f"set train.compile=false to train without it") from exc
+
+    def _train_step(self, batch: Dict[str, Any]) -> Dict[str, float]:
         """One optimisation step on ``batch`` (``vis`` (B,3,H,W), ``ir`` (B,1,H,W), ``mask``).
 
         Returns the losses averaged over processes (``total`` and one per loss type), ``lr``,
@@ -109,9 +160,8 @@ class FusionModel:
             raise DGFusionError('a configured loss needs visible-weight masks but the training '
                                 'dataset has none: set datasets.train.dataroot_mask (a folder or auto)')
         vis_y, _ = split_luma(vis)
-        net = self.ddp or self.net_g
         with torch.autocast(self.device.type, enabled=self.use_amp):
-            fused_y = net(vis_y, ir)
+            fused_y = self.train_net(vis_y, ir)
         fused_y = fused_y.float()
         terms: List[torch.Tensor] = [loss(fused_y, vis_y, ir, mask) for loss in self.losses]
         total = torch.stack(terms).sum()

@@ -1,4 +1,5 @@
-# make demo : create .venv, install, make the demo dataset, train and test on it (CPU is fine)
+# make demo : create .venv, install, make the demo dataset, train and test on it (CPU is fine),
+#             and fuse its test pairs with the shipped reference model too
 # make test : create .venv, install, run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,6 +21,8 @@ demo: $(STAMP)
 	$(BIN)/python -m basicsr.data.demo
 	$(BIN)/python train.py -opt options/train/DGFusion_demo.yml
 	$(BIN)/python test.py -opt options/test/DGFusion_demo.yml
+	$(BIN)/python scripts/fuse.py --vis datasets/demo/test/vis --ir datasets/demo/test/ir \
+		--out results/DGFusion_demo/reference_model --save fused grid
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -2,6 +2,8 @@
 
     python scripts/convert_checkpoint.py --input IN --output OUT --to ours|published [--key K]
 
+``--input`` is a checkpoint file or a checkpoints folder (its ``latest`` file, else the newest).
+
 ``--to ours`` writes ``{'format': 'dgfusion-ckpt-v1', 'network_g': {...}, 'params': ...}``
 (loadable by ``basicsr.inference.load_network``); ``--to published`` writes
 ``{'params': ...}`` with the published names and its unused weights as zeros, so the published
@@ -25,13 +27,16 @@ from basicsr.archs.dgfusion_published import ours_to_published  # noqa: E402
 from basicsr.utils.checkpoint import (CKPT_FORMAT, check_format, describe_config,  # noqa: E402
                                       match_state, network_config, read_checkpoint, save_atomic,
                                       select_state)
+from basicsr.inference.loader import find_checkpoint  # noqa: E402
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP,  # noqa: E402
                                   CheckpointError, DGFusionError)
 from basicsr.utils.fs import ensure_writable_file  # noqa: E402
 
 
 def convert(src: Path, dst: Path, to: str, key: Optional[str] = None) -> str:
-    """Convert ``src`` into ``dst``; returns a one-line summary."""
+    """Convert ``src`` (a file, or a checkpoints folder: its ``latest`` file) into ``dst``;
+    returns a one-line summary."""
+    src = find_checkpoint(src, '--input')
     if src.resolve() == dst.resolve():
         raise CheckpointError(f"{dst}: output must differ from the input")
     ensure_writable_file(dst, 'output checkpoint')
@@ -56,7 +61,7 @@ def convert(src: Path, dst: Path, to: str, key: Optional[str] = None) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--input', required=True, type=Path, help='checkpoint to read')
+    parser.add_argument('--input', required=True, type=Path, help='checkpoint file or checkpoints folder to read')
     parser.add_argument('--output', required=True, type=Path, help='checkpoint to write')
     parser.add_argument('--to', required=True, choices=('ours', 'published'), help='target layout')
     parser.add_argument('--key', choices=('params', 'params_ema'), default=None,

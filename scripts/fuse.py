@@ -2,6 +2,7 @@
 
 Usage (from the repository root)::
 
+    python scripts/fuse.py --vis vis.png --ir ir.tif --out fused.png
     python scripts/fuse.py --weights CKPT --vis vis.png --ir ir.tif --out fused.png
     python scripts/fuse.py --weights CKPT --vis VIS_DIR --ir IR_DIR --out OUT_DIR
     python scripts/fuse.py --weights CKPT --vis vis.mp4 --ir ir.mp4 --out fused.avi [--frames]
@@ -10,7 +11,10 @@ Usage (from the repository root)::
         [--save fused grid mask] [--ext png] [--max-memory GIB]
 
 ``--weights`` is a checkpoint file (ours or a published state dict; layout and width are
-detected) or a checkpoints folder (its ``latest`` file, else the newest ``*.pth``).
+detected) or a checkpoints folder (its ``latest`` file, else the newest ``*.pth``); without it
+the reference model shipped in ``pretrained_model/`` is used. ``--engine average|maximum``
+fuses with a weight-free baseline instead (pixel average / maximum of the visible luminance
+and the infrared, with the visible colour), through the same pipeline.
 
 Inputs go through the pipeline of ``test.py`` (``basicsr.inference``): visible RGB or gray,
 infrared with 1 or 3 channels, 8-bit values / 255, 16-bit stretched by ``--ir-range``
@@ -63,7 +67,8 @@ from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, 
 from basicsr.utils.fs import ensure_writable_dir, ensure_writable_file  # noqa: E402
 from basicsr.utils.img_util import IMAGE_EXTENSIONS, tensor2img, write_image  # noqa: E402
 from basicsr.inference.fusion import resolve_overlap  # noqa: E402
-from basicsr.inference.loader import find_checkpoint  # noqa: E402
+from basicsr.inference.baselines import BASELINES, BaselineModel  # noqa: E402
+from basicsr.inference.loader import REFERENCE_WEIGHTS, REPO_ROOT, find_checkpoint  # noqa: E402
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, unit_to_u8  # noqa: E402
 from basicsr.utils.options import parse_device  # noqa: E402
 
@@ -76,7 +81,9 @@ PAIR_ERRORS = (DGFusionError, RuntimeError, ValueError, OSError, cv2.error)
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--weights', required=True, type=Path, help='checkpoint file or checkpoints folder')
+    parser.add_argument('--weights', type=Path, default=None,
+                        help=f'checkpoint file or checkpoints folder (default: the reference model '
+                             f'{REFERENCE_WEIGHTS.relative_to(REPO_ROOT)})')
     parser.add_argument('--vis', required=True, type=Path, help='visible image, folder or video')
     parser.add_argument('--ir', required=True, type=Path, help='infrared image, folder or video')
     parser.add_argument('--out', required=True, type=Path,
@@ -97,9 +104,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--ext', default='png', help='image extension of fused images (folder mode)')
     parser.add_argument('--max-memory', type=float, default=None, metavar='GIB',
                         help='memory a network pass may use (default: 90%% of the free memory)')
-    parser.add_argument('--engine', choices=('torch', 'onnx'), default='torch',
-                        help='torch (checkpoint) or onnx (--weights is a .onnx file from '
-                             'scripts/export_onnx.py, run in onnxruntime on the CPU)')
+    parser.add_argument('--engine', choices=('torch', 'onnx') + tuple(BASELINES), default='torch',
+                        help='torch (checkpoint), onnx (--weights is a .onnx file from '
+                             'scripts/export_onnx.py, run in onnxruntime on the CPU), or a '
+                             'weight-free baseline: average, maximum')
     return parser.parse_args(argv)
 
 
@@ -435,6 +443,8 @@ def fuse_batch(net, group: List[Item], args: argparse.Namespace, overlap: Option
 def load_engine(args: argparse.Namespace):
     """The network to fuse with: a checkpoint in torch, or an exported model in onnxruntime
     (same call surface: ``net(vis_y, ir) -> fused_y``, ``parameters()``, ``describe()``)."""
+    if args.engine in BASELINES:
+        return BaselineModel(args.engine)
     if args.engine == 'onnx':
         from basicsr.deploy.onnx_runtime import OnnxModel
         return OnnxModel(args.weights)
@@ -448,6 +458,18 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--device: {problem}")
     if args.engine == 'onnx' and args.device not in ('auto', 'cpu'):
         raise ConfigError(f"--device: {args.device}: the onnx engine runs on the CPU")
+    if args.engine in BASELINES:
+        if args.weights is not None:
+            raise ConfigError(f"--weights: not used by --engine {args.engine} (a weight-free baseline)")
+        if args.device not in ('auto', 'cpu'):
+            raise ConfigError(f"--device: {args.device}: the baselines run on the CPU")
+    elif args.weights is None:
+        if args.engine == 'onnx':
+            raise ConfigError("--weights: --engine onnx needs the .onnx file to run")
+        if not REFERENCE_WEIGHTS.is_file():
+            raise ConfigError(f"--weights: not given and the reference model "
+                              f"{REFERENCE_WEIGHTS} is missing (pass a checkpoint)")
+        args.weights = REFERENCE_WEIGHTS
     if args.engine == 'torch':
         find_checkpoint(args.weights, '--weights')
     warnings: List[str] = []

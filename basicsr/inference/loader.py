@@ -20,6 +20,11 @@ from basicsr.utils.errors import CheckpointError, ConfigError, DGFusionError, on
 from basicsr.utils.options import parse_device, resolve_checkpoint_path
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# the model trained on RoadScene with this repository (pretrained_model/README.md)
+REFERENCE_WEIGHTS = REPO_ROOT / 'pretrained_model' / 'DGFusion_RoadScene_c16.pth'
+
+
 @dataclass
 class LoadedModel:
     """A network ready for :func:`basicsr.inference.fuse` and where it came from."""

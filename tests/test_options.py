@@ -25,19 +25,34 @@ def problems(path: Path, **kw) -> str:
     return str(info.value)
 
 
-def materialise_paths(opt_file: Path, root: Path) -> None:
-    """Create under ``root`` every data folder and checkpoint ``opt_file`` refers to."""
+def materialise_paths(opt_file: Path, root: Path) -> Path:
+    """Create every data folder (one pair named ``000``) and checkpoint ``opt_file`` refers to,
+    relative to a working folder under ``root`` deep enough for its ``../`` paths; return it."""
+    import cv2
+    import numpy as np
     import torch
     from basicsr.utils.yaml_io import load_yaml_file
     opt = load_yaml_file(opt_file)
-    for ds in opt['datasets'].values():
-        base = root / Path(ds['dataroot_vis']).parent
-        write_pairs(base, n=1, size=(ds.get('patch_size', 16),) * 2, masks='dataroot_mask' in ds)
+    roots = [ds[k] for ds in opt['datasets'].values()
+             for k in ('dataroot_vis', 'dataroot_ir', 'dataroot_mask') if k in ds]
     ckpt = (opt.get('path') or {}).get('pretrain_network_g')
+    ups = max([Path(p).parts.count('..') for p in roots + ([ckpt] if ckpt else [])] + [0])
+    cwd = root.joinpath(*['w'] * ups) if ups else root
+    rng = np.random.default_rng(0)
+    for ds in opt['datasets'].values():
+        side = ds.get('patch_size', 16)
+        for key, channels in (('dataroot_vis', 3), ('dataroot_ir', 1), ('dataroot_mask', 1)):
+            if ds.get(key) in (None, 'auto', 'none'):
+                continue
+            folder = cwd / ds[key]
+            folder.mkdir(parents=True, exist_ok=True)
+            shape = (side, side, channels) if channels == 3 else (side, side)
+            cv2.imwrite(str(folder / '000.png'), rng.integers(0, 256, shape, dtype=np.uint8))
     if ckpt:
-        target = root / ckpt / 'iter_1.pth' if not ckpt.endswith('.pth') else root / ckpt
+        target = cwd / ckpt / 'iter_1.pth' if not ckpt.endswith('.pth') else cwd / ckpt
         target.parent.mkdir(parents=True, exist_ok=True)
         torch.save({'params': {}}, target)
+    return cwd
 
 
 @pytest.mark.parametrize('opt_file', sorted(str(p.relative_to(REPO)) for p in (REPO / 'options').rglob('*.yml')))
@@ -45,14 +60,14 @@ def test_shipped_option_files_validate(opt_file, tmp_path):
     script = 'train.py' if '/train/' in opt_file else 'test.py'
     cmd = [sys.executable, str(REPO / script), '-opt', str(REPO / opt_file), '--dry-run']
     # --dry-run checks the data folders: run in a folder holding every path the file names
-    materialise_paths(REPO / opt_file, tmp_path)
-    run = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    cwd = materialise_paths(REPO / opt_file, tmp_path)
+    run = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert 'Traceback' not in run.stderr
     assert f"ok: {REPO / opt_file} is valid" in run.stderr
     assert 'name:' in run.stdout  # the resolved options are printed
-    assert not (tmp_path / 'experiments').exists() or script == 'test.py'  # dry run writes nothing
-    assert not (tmp_path / 'results').exists()
+    assert not (cwd / 'experiments').exists() or script == 'test.py'  # dry run writes nothing
+    assert not (cwd / 'results').exists()
 
 
 def test_scientific_notation_is_a_float():

@@ -26,6 +26,8 @@ import json  # noqa: E402
 import re  # noqa: E402
 from typing import Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from basicsr.utils.cli import run_main  # noqa: E402
 from basicsr.utils.errors import EXIT_OK, ConfigError, DataError  # noqa: E402
 from basicsr.utils.fs import ensure_writable_file  # noqa: E402
@@ -83,7 +85,7 @@ def series(records: Dict[int, dict], key: str) -> Tuple[List[float], List[float]
 
 
 def curves_image(records: Dict[int, dict], val: Dict[int, Dict[str, float]], smooth: int,
-                 title: str = '') -> 'np.ndarray':  # noqa: F821
+                 title: str = '') -> np.ndarray:
     """The figure: loss panels, the learning rate, then one panel per validation metric."""
     panels = []
     keys = ['total'] + [k for k in next(iter(records.values())) if k not in NOT_LOSSES]

@@ -10,7 +10,7 @@ import pytest
 from basicsr.utils.errors import ConfigError
 from basicsr.config import load_options
 from basicsr.utils.yaml_io import load_yaml_text
-from tests.conftest import REPO, train_options, write_pairs
+from tests.conftest import REPO, train_options
 
 
 def write(tmp_path: Path, text: str, name: str = 'opt.yml') -> Path:

@@ -34,7 +34,7 @@ class BaselineModel:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.net = BASELINES[name]().eval()
+        self.net = BASELINES[name]().train(False)
         self.device = torch.device('cpu')
 
     def describe(self) -> str:

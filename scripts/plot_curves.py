@@ -80,8 +80,8 @@ def _number(text: str) -> float:
 
 
 def series(records: Dict[int, dict], key: str) -> Tuple[List[float], List[float]]:
-    its = [float(i) for i, r in records.items() if key in r]
-    return its, [float(records[int(i)][key]) for i in its]
+    pairs = [(float(i), float(r[key])) for i, r in records.items() if key in r]
+    return [i for i, _ in pairs], [v for _, v in pairs]
 
 
 def curves_image(records: Dict[int, dict], val: Dict[int, Dict[str, float]], smooth: int,

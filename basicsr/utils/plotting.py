@@ -179,22 +179,22 @@ def image_table(rows: Sequence[Sequence[np.ndarray]], col_titles: Sequence[str],
     """
     head = 24
     scaled: List[List[np.ndarray]] = []
-    widths = None
+    cell_width = 0
     for cells in rows:
         h0, w0 = cells[0].shape[:2]
         cw = int(round(w0 * cell_height / h0))
         scaled.append([cv2.resize(to_rgb_u8(c), (cw, cell_height), interpolation=cv2.INTER_AREA)
                        for c in cells])
-        widths = cw if widths is None else max(widths, cw)
+        cell_width = max(cell_width, cw)
     ncol = len(col_titles)
-    width = ncol * widths + (ncol - 1) * gap
+    width = ncol * cell_width + (ncol - 1) * gap
     out = np.full((head + len(rows) * (cell_height + gap), width, 3), 255, np.uint8)
     for c, title in enumerate(col_titles):
-        put_text(out, title, (c * (widths + gap) + widths // 2, 17), 0.55, anchor='center')
+        put_text(out, title, (c * (cell_width + gap) + cell_width // 2, 17), 0.55, anchor='center')
     for r, cells in enumerate(scaled):
         y = head + r * (cell_height + gap)
         for c, img in enumerate(cells):
-            x = c * (widths + gap) + (widths - img.shape[1]) // 2
+            x = c * (cell_width + gap) + (cell_width - img.shape[1]) // 2
             out[y:y + cell_height, x:x + img.shape[1]] = img
         if row_titles:
             org = (6, y + cell_height - 8)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+import torch
+
 import basicsr.archs  # noqa: F401  (fills ARCH_REGISTRY)
 import basicsr.data  # noqa: F401  (fills DATASET_REGISTRY)
 import basicsr.losses  # noqa: F401  (fills LOSS_REGISTRY)
@@ -25,6 +27,7 @@ from basicsr.archs import DEFAULT_NETWORK_G
 from basicsr.data.pairs import match_folders
 from basicsr.metrics import CONVENTIONS, DEFAULT_CONVENTION
 from basicsr.models.fusion_model import COMPILE_MODES
+from basicsr.models.precision import PRECISIONS, precision_problem
 from basicsr.utils.errors import ConfigError, DataError, brief
 from basicsr.utils.logger import console
 from basicsr.utils.options import (ARCH_RANGES, DATASET_RANGES, LOADER_KEYS, LOSS_RANGES, NUM,
@@ -59,8 +62,12 @@ TRAIN_SCHEMA: Dict[str, Any] = {
         'ema_decay': _f(NUM, 0.999, doc='0 = off', range=UNIT_OPEN_HIGH),
         'grad_clip': _f((int, float, type(None)), None, doc='max gradient norm, null = off',
                         range=POSITIVE),
-        'use_amp': _f(bool, False),
+        'precision': _f(str, 'fp32', choices=PRECISIONS,
+                        doc='fp32 | bf16 (CPUs and GPUs with native bfloat16) | fp16 (CUDA)'),
+        'use_amp': _f(bool, False, doc='old name of precision: fp16'),
         'max_nonfinite_steps': _f(int, 10, minimum=1),
+        'max_minutes': _f((int, float, type(None)), None, range=POSITIVE,
+                          doc='wall-clock budget of this run: checkpoint and exit 0 when reached'),
         'compile': _f(bool, False, doc='torch.compile the training forward'),
         'compile_mode': _f(str, 'default', choices=COMPILE_MODES, doc='torch.compile mode'),
     },
@@ -269,6 +276,28 @@ def _check_betas(optim: Dict[str, Any], probs: Problems) -> None:
             probs.add(f"train.optim_g.betas.{i}", msg)
 
 
+def _check_precision(opt: Dict[str, Any], train: Dict[str, Any], probs: Problems) -> None:
+    """Resolve the old ``use_amp`` into ``precision`` and check it against the device."""
+    if train.get('use_amp') is True:
+        if train.get('precision') == 'fp32':
+            train['precision'] = 'fp16'
+            probs.warnings.append('train.use_amp: true is the old name of train.precision: fp16')
+        elif train.get('precision') != 'fp16':
+            probs.add('train.use_amp', f"true (fp16) conflicts with train.precision: "
+                      f"{train.get('precision')}; drop use_amp")
+            return
+    precision, spec = train.get('precision'), opt.get('device', 'auto')
+    if precision not in PRECISIONS or not isinstance(spec, str) or parse_device(spec):
+        return  # reported by the schema / the device check
+    if spec == 'auto':
+        spec = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if spec.startswith('cuda') and not torch.cuda.is_available():
+        return  # the run reports the missing GPU itself
+    problem = precision_problem(precision, torch.device(spec.split(':')[0]), 'train.precision')
+    if problem:
+        probs.add('train.precision', problem.split(': ', 1)[1])
+
+
 def validate_train_sections(opt: Dict[str, Any], probs: Problems) -> None:
     """Check the registered sections under ``network_g`` and ``train`` (types and ranges)."""
     check_type_section(ARCH_REGISTRY, opt.get('network_g'), 'network_g.', probs)
@@ -278,6 +307,7 @@ def validate_train_sections(opt: Dict[str, Any], probs: Problems) -> None:
     train = opt.get('train')
     if not isinstance(train, dict):
         return
+    _check_precision(opt, train, probs)
     if isinstance(train.get('scheduler'), dict):
         check_ranges(train['scheduler'], SCHEDULER_RANGES, 'train.scheduler.', probs)
     _check_milestones(train, probs)

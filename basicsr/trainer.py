@@ -8,7 +8,7 @@ import time
 import weakref
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torchvision.utils import make_grid
@@ -277,6 +277,9 @@ class Trainer:
                    disable=not (self.main and sys.stderr.isatty()),
                    dynamic_ncols=True, leave=False)
         logger.info('training from iteration %d to %d', it, total)
+        max_minutes = opt['train'].get('max_minutes')
+        deadline = None if max_minutes is None else t0 + 60.0 * max_minutes
+        out_of_time = False
         try:
             while it < total:
                 batch = next(data_iter)
@@ -292,7 +295,9 @@ class Trainer:
                         last_saved = it
                 if opt['val']['val_freq'] > 0 and it % opt['val']['val_freq'] == 0:
                     self.safe_validate(it)
-                if self._should_stop(stop):
+                stopping, out_of_time = self._should_stop(
+                    stop, deadline is not None and time.time() >= deadline)
+                if stopping:
                     break
         except TrainingDiverged as exc:
             logger.error('%s (last checkpoint: iteration %d)', exc, last_saved)
@@ -311,17 +316,26 @@ class Trainer:
                 self.save_checkpoint(it)
             logger.warning('stopped at iteration %d; continue with --auto-resume', it)
             return EXIT_INTERRUPTED  # not 0: a scheduler or retry loop must see the stop
+        if out_of_time and it < total:
+            if last_saved != it:
+                self.save_checkpoint(it)
+            logger.info('train.max_minutes (%g) reached at iteration %d; continue with '
+                        '--auto-resume', max_minutes, it)
+            return EXIT_OK
         logger.info('done: %d iterations in %.1f s', total - self.start_iter, time.time() - t0)
         return EXIT_OK
 
-    def _should_stop(self, stop) -> bool:
-        """True when this process, or under DDP any process, received a stop signal."""
-        flag = torch.tensor([1.0 if stop.signal is not None else 0.0], device=self.device)
+    def _should_stop(self, stop, out_of_time: bool = False) -> Tuple[bool, bool]:
+        """``(stop now, because of train.max_minutes)``: this process, or under DDP any process,
+        received a stop signal or ran out of time."""
+        flag = torch.tensor([1.0 if stop.signal is not None else 0.0, float(out_of_time)],
+                            device=self.device)
         if self.world > 1:
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        if flag.item() and stop.signal is None:
+        signalled, timed_out = bool(flag[0].item()), bool(flag[1].item())
+        if signalled and stop.signal is None:
             stop.signal = -1
-        return bool(flag.item())
+        return signalled or timed_out, timed_out and not signalled
 
     def _log(self, it: int, total: int, out: Dict[str, Any], speed: float) -> None:
         # read here, not every step: the count is a device tensor and reading it syncs

@@ -11,6 +11,9 @@ memory above its level before the first full-size call. Rows:
   ``reference_forward`` and through the module's training forward, batch 4 x 128 x 128;
 * ``train compiled`` (on request): the same step through ``torch.compile`` of the module, as
   ``train.compile: true`` runs it; compilation happens in the untimed warm-up steps;
+* ``train bf16`` (and ``train compiled bf16`` with the compiled row): the module's step under
+  ``train.precision: bf16`` autocast, where the device computes bfloat16 natively (elsewhere a
+  row of n/a saying why);
 * ``conv``: one channels-last 3x3 convolution 8C -> 8C at the frame size, the machine's
   convolution rate that the network's achieved rate is compared with.
 
@@ -111,15 +114,19 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         net.train(True)
         opt = torch.optim.Adam(net.parameters(), lr=1e-4)
         module = net
-        if path == 'train compiled':  # the wrapper train.compile uses
+        if path.startswith('train compiled'):  # the wrapper train.compile uses
             from basicsr.models.fusion_model import compile_for_training
             module = compile_for_training(net)
         forward = (lambda: reference_forward(net, vis_y, ir)) if path == 'train plain' else \
             (lambda: module(vis_y, ir))
+        from basicsr.models.precision import autocast
+        precision = 'bf16' if path.endswith('bf16') else 'fp32'
 
         def step() -> None:
             opt.zero_grad(set_to_none=True)
-            forward().square().mean().backward()
+            with autocast(precision, device):
+                fused = forward()
+            fused.float().square().mean().backward()
             opt.step()
         for _ in range(TRAIN_WARMUP_STEPS):
             step()
@@ -203,24 +210,36 @@ def bench_network(device: torch.device, channels: int, sizes: Sequence[Tuple[int
                           + markdown(header, table))
             report['sizes'][f'{h}x{w}'] = {**rows, 'frame_macs': frame_macs}
         if train:
+            from basicsr.models.precision import precision_problem
+            bf16_problem = precision_problem('bf16', device, 'bf16')
+            paths = ['train plain', 'train', 'train bf16']
+            if compile:
+                paths += ['train compiled', 'train compiled bf16']
             rows, notes = {}, []
-            for p in ('train plain', 'train') + (('train compiled',) if compile else ()):
+            for p in paths:
+                if p.endswith('bf16') and bf16_problem:
+                    rows[p] = {'ms': None, 'peak_bytes': None, 'error': bf16_problem}
+                    continue
                 try:
                     rows[p] = measure({**common, 'size': [0, 0], 'path': p})
                 except RuntimeError as exc:
-                    if p != 'train compiled':
+                    if not p.startswith('train compiled'):
                         raise
                     rows[p] = {'ms': None, 'peak_bytes': None, 'error': str(exc)}
                     notes.append(f"\n\n{p}: {exc}")
+            if bf16_problem:
+                notes.append(f"\n\nbf16 rows: {bf16_problem.split(': ', 1)[1]}")
             base = rows['train plain']
-            table = [[p, 'n/a' if r['ms'] is None else f"{r['ms']:.0f}", _ratio(r['ms'], base['ms']),
-                      _mib(r['peak_bytes']), _ratio(r['peak_bytes'], base['peak_bytes'])]
-                     for p, r in rows.items()]
             b, th, tw = TRAIN_SHAPE
+            table = [[p, 'n/a' if r['ms'] is None else f"{r['ms']:.0f}", _ratio(r['ms'], base['ms']),
+                      _mib(r['peak_bytes']), _ratio(r['peak_bytes'], base['peak_bytes']),
+                      'n/a' if r['ms'] is None else f"{b * th * tw / r['ms'] * 1e3:.0f}"]
+                     for p, r in rows.items()]
             blocks.append(f"### DGFusion training step (forward, loss, backward, Adam), C={channels}, "
                           f"batch {b} x {th}x{tw}, {device}, median of {repeat} after "
                           f"{TRAIN_WARMUP_STEPS} warm-up steps\n\n"
-                          + markdown(['path', 'ms', 'time ratio', 'peak MiB', 'memory ratio'], table)
+                          + markdown(['path', 'ms', 'time ratio', 'peak MiB', 'memory ratio',
+                                      'pixels/s'], table)
                           + ''.join(notes))
             report['train'] = rows
     return blocks, report

@@ -9,7 +9,7 @@ from basicsr.models.fusion_model import FusionModel
 
 def _opt(ema_decay=0.9, compile=False):
     return {'network_g': {'type': 'DGFusion', 'channels': 2},
-            'train': {'ema_decay': ema_decay, 'use_amp': False, 'grad_clip': None,
+            'train': {'ema_decay': ema_decay, 'precision': 'fp32', 'grad_clip': None,
                       'compile': compile, 'compile_mode': 'default',
                       'max_nonfinite_steps': 3, 'scheduler': None,
                       'optim_g': {'type': 'SGD', 'lr': 0.1},
@@ -43,7 +43,7 @@ def test_amp_overflow_step_is_skipped_and_leaves_ema_alone():
     reported as skipped, counted, and neither the network nor its EMA moves."""
     torch.manual_seed(1)
     model = FusionModel(_opt(), torch.device('cpu'))
-    model.use_amp = True  # the CPU scaler behaves as the CUDA one for this check
+    model.use_scaler = True  # the CPU scaler behaves as the CUDA one for this check
     model.scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 4)
     assert model.train_step(_batch(5))['skipped'] == 0.0  # now the EMA differs from the net
     hook = model.net_g.reconstruction[2].bias.register_hook(lambda g: g * float('inf'))

@@ -321,23 +321,36 @@ def test_benchmark_compiled_training_row_runs():
     assert result['peak_bytes'] is None or result['peak_bytes'] >= 0
 
 
+def test_benchmark_bf16_training_row_runs():
+    """The worker of the ``train bf16`` row at a tiny size (oneDNN emulates bfloat16 on a CPU
+    without it, so this runs everywhere)."""
+    bench = load_script('benchmark_network')
+    spec = {'path': 'train bf16', 'device': 'cpu', 'channels': 2, 'size': [0, 0],
+            'train_shape': [1, 12, 10], 'repeat': 1, 'warmup': 0, 'threads': None}
+    assert bench.run_worker(spec)['ms'] > 0
+
+
 def test_benchmark_compile_needs_the_training_table(capsys):
     bench = load_script('benchmark')
     assert bench.main(['--only', 'net', '--compile', '--no-train']) == 2
     assert '--compile adds a row to the training table' in capsys.readouterr().err
 
 
-@pytest.mark.parametrize('compiled_fails', [False, True])
-def test_benchmark_training_table_with_compiled_row(monkeypatch, compiled_fails):
-    """Ratios of the training rows are against ``train plain``; a failed compilation is a row
-    of n/a with its reason under the table."""
+@pytest.mark.parametrize('compiled_fails,has_bf16', [(False, True), (True, True), (False, False)])
+def test_benchmark_training_table_with_compiled_row(monkeypatch, compiled_fails, has_bf16):
+    """Ratios of the training rows are against ``train plain``, pixels per second from the
+    batch of 4 x 128 x 128; a failed compilation is a row of n/a with its reason under the
+    table, and so are the bf16 rows on a device without native bfloat16."""
+    from basicsr.models import precision
+    monkeypatch.setattr(precision, 'cpu_has_native_bf16', lambda: has_bf16)
     bench = load_script('benchmark_network')
     figures = {'train plain': (200.0, 40 * 2 ** 20), 'train': (100.0, 10 * 2 ** 20),
-               'train compiled': (50.0, 20 * 2 ** 20)}
+               'train bf16': (40.0, 8 * 2 ** 20), 'train compiled': (50.0, 20 * 2 ** 20),
+               'train compiled bf16': (25.0, 4 * 2 ** 20)}
 
     def fake_measure(spec):
-        if spec['path'] == 'train compiled' and compiled_fails:
-            raise RuntimeError("benchmark worker for 'train compiled' failed: no C++ compiler")
+        if spec['path'].startswith('train compiled') and compiled_fails:
+            raise RuntimeError(f"benchmark worker for '{spec['path']}' failed: no C++ compiler")
         ms, peak = figures[spec['path']]
         return {'ms': ms, 'peak_bytes': peak}
 
@@ -345,11 +358,18 @@ def test_benchmark_training_table_with_compiled_row(monkeypatch, compiled_fails)
     blocks, report = bench.bench_network(torch.device('cpu'), 2, [], 1, 0, None, accuracy=False,
                                          train=True, compile=True)
     text = blocks[-1]
-    assert '| train plain | 200 | 1.00 | 40 | 1.00 |' in text
-    assert '| train | 100 | 0.50 | 10 | 0.25 |' in text
-    if compiled_fails:
-        assert '| train compiled | n/a | n/a | n/a | n/a |' in text
-        assert text.endswith("train compiled: benchmark worker for 'train compiled' failed: no C++ compiler")
+    assert '| train plain | 200 | 1.00 | 40 | 1.00 | 327680 |' in text  # 65536 px / 0.2 s
+    assert '| train | 100 | 0.50 | 10 | 0.25 | 655360 |' in text
+    if not has_bf16:
+        assert '| train bf16 | n/a | n/a | n/a | n/a | n/a |' in text
+        assert 'bf16 rows: bf16 is not supported here' in text
+        assert '| train compiled | 50 | 0.25 | 20 | 0.50 | 1310720 |' in text
+    elif compiled_fails:
+        assert '| train bf16 | 40 | 0.20 | 8 | 0.20 | 1638400 |' in text
+        assert '| train compiled | n/a | n/a | n/a | n/a | n/a |' in text
+        assert text.endswith("train compiled bf16: benchmark worker for 'train compiled bf16' "
+                             "failed: no C++ compiler")
         assert report['train']['train compiled']['ms'] is None
     else:
-        assert '| train compiled | 50 | 0.25 | 20 | 0.50 |' in text
+        assert '| train compiled | 50 | 0.25 | 20 | 0.50 | 1310720 |' in text
+        assert '| train compiled bf16 | 25 | 0.12 | 4 | 0.10 | 2621440 |' in text

@@ -200,7 +200,7 @@ def test_worker_errors_are_shown_as_one_line():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 def test_amp_training_on_cuda(tmp_path, tiny_data):
     text = train_options(tmp_path, tiny_data, total_iter=3, save_freq=3, patch=18)  # not a power of 2
-    text = text.replace('device: cpu', 'device: cuda').replace('  ema_decay:', '  use_amp: true\n  ema_decay:')
+    text = text.replace('device: cpu', 'device: cuda').replace('  ema_decay:', '  precision: fp16\n  ema_decay:')
     (tmp_path / 'amp.yml').write_text(text)
     assert train_main(['-opt', str(tmp_path / 'amp.yml')]) == 0
     logs = losses_of(tmp_path / 'experiments' / 'tiny')
@@ -213,7 +213,7 @@ def test_compiled_amp_training_on_cuda(tmp_path, tiny_data):
     """train.compile with AMP on CUDA: every step updates, the first loss is the eager AMP
     run's (half-precision round-off apart), and the checkpoint keys are the eager ones."""
     text = train_options(tmp_path, tiny_data, total_iter=3, save_freq=3, patch=18)
-    text = text.replace('device: cpu', 'device: cuda').replace('  ema_decay:', '  use_amp: true\n  ema_decay:')
+    text = text.replace('device: cpu', 'device: cuda').replace('  ema_decay:', '  precision: fp16\n  ema_decay:')
     (tmp_path / 'amp.yml').write_text(text)
     assert train_main(['-opt', str(tmp_path / 'amp.yml')]) == 0
     assert train_main(['-opt', str(tmp_path / 'amp.yml'), '--set', 'name=tiny_compiled',

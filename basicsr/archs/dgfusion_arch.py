@@ -24,7 +24,7 @@ from torch.utils.checkpoint import checkpoint
 
 from basicsr.archs.dgfusion_lean import lean_forward
 from basicsr.archs.spectral import (LRELU_SLOPE, NONFINITE_FILL, canonical_fft2, canonicalize_phase_,
-                                    complex_step, full_precision, ifft2_real, polar_to_stacked_lean,
+                                    complex_step, ifft2_real, polar_to_stacked_lean, spectral_autocast,
                                     to_float32)
 from basicsr.utils.errors import ConfigError
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -124,7 +124,7 @@ class AmplitudePhaseEnhancer(nn.Module):
     def forward(self, vis_y: torch.Tensor,
                 ir: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         vis_feat, ir_feat = self.vis_encoder(vis_y), self.ir_encoder(ir)
-        with full_precision(vis_feat):
+        with spectral_autocast(vis_feat):
             return self._spectral(to_float32(vis_feat), to_float32(ir_feat))
 
     def _spectral(self, vis_feat: torch.Tensor,
@@ -269,7 +269,7 @@ class DGFusion(nn.Module):
         if self.lean_inference and not self.training and not torch.is_grad_enabled():
             return lean_forward(self, vis_y, ir)
         s_d, s_ap, s_pa = self.enhancer(vis_y, ir)
-        with full_precision(s_d):
+        with spectral_autocast(s_d):
             fre, spa = self.extractor(s_d, s_ap, s_pa)
         res = self.fusion(fre, spa)
         finite = torch.isfinite(res)

@@ -6,6 +6,7 @@ Spectra of real 4C-channel feature maps are stored either as complex tensors or 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Callable, Dict, Optional
 
@@ -20,6 +21,21 @@ def full_precision(x: torch.Tensor):
     """Context that turns autocast off: spectra overflow float16 and cuFFT in half precision
     accepts power-of-two sizes only, so every frequency-domain block runs in float32."""
     return torch.autocast(x.device.type, enabled=False)
+
+
+def spectral_autocast(x: torch.Tensor):
+    """Context for a frequency-domain block of the training forward.
+
+    Under float16 autocast it is :func:`full_precision`. Under bfloat16 autocast (float32's
+    exponent range, so spectra cannot overflow) autocast stays on: the block's convolutions
+    run in bfloat16, while its FFT steps cast their inputs to float32 themselves
+    (:func:`to_float32` in :func:`ifft2_real` and before the forward FFT), so amplitudes,
+    phases and layer-norm statistics stay float32.
+    """
+    device = x.device.type
+    if torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.bfloat16:
+        return contextlib.nullcontext()
+    return full_precision(x)
 
 
 # complex steps of the training forward, by qualified name: the plain function, and the
@@ -70,8 +86,9 @@ def as_complex(x: torch.Tensor) -> torch.Tensor:
 
 @complex_step
 def ifft2_real(stacked: torch.Tensor) -> torch.Tensor:
-    """``Re ifft2`` of a (B,2K,H,W) spectrum stored as cat(real, imag) -> (B,K,H,W) real."""
-    return torch.fft.ifft2(as_complex(stacked)).real
+    """``Re ifft2`` of a (B,2K,H,W) spectrum stored as cat(real, imag) -> (B,K,H,W) real
+    (float32 for a half/bfloat16 input)."""
+    return torch.fft.ifft2(as_complex(to_float32(stacked))).real
 
 
 def polar_to_stacked(amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models.optim import build_optimizer, build_scheduler
+from basicsr.models.precision import autocast, check_precision
 from basicsr.utils.color import rgb_to_ycbcr, ycbcr_to_rgb
 from basicsr.utils.dist import get_world_size, reduce_mean
 from basicsr.utils.errors import ConfigError, DGFusionError, first_line
@@ -86,7 +87,7 @@ class FusionModel:
         self.net_g_ema: Optional[nn.Module] = None
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
-        self.scaler_skipped = 0  # AMP steps the gradient scaler skipped (overflow at this scale)
+        self.scaler_skipped = 0  # fp16 steps the gradient scaler skipped (overflow at this scale)
         if not is_train:
             self.net_g.train(False)
             return
@@ -102,10 +103,15 @@ class FusionModel:
         self.optimizer = build_optimizer(train['optim_g'], [p for p in self.net_g.parameters()
                                                             if p.requires_grad])
         self.scheduler = build_scheduler(train['scheduler'], self.optimizer) if train['scheduler'] else None
-        self.use_amp = bool(train['use_amp']) and device.type == 'cuda'
-        if train['use_amp'] and not self.use_amp:
-            logger.warning('train.use_amp is ignored on %s (AMP needs CUDA)', device)
-        self.scaler = torch.amp.GradScaler('cuda', enabled=self.use_amp)
+        self.precision = train.get('precision') or ('fp16' if train.get('use_amp') else 'fp32')
+        check_precision(self.precision, device)
+        # float16 needs loss scaling; bfloat16 has float32's exponent range and does not
+        self.use_scaler = self.precision == 'fp16'
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.use_scaler)
+        if self.precision != 'fp32':
+            logger.info('train.precision: %s (convolutions in %s; spectra, losses, optimiser, '
+                        'EMA and checkpoints in float32)', self.precision,
+                        'bfloat16' if self.precision == 'bf16' else 'float16')
         self.grad_clip = train['grad_clip']
         self.max_nonfinite = train['max_nonfinite_steps']
         self.compiled = bool(train.get('compile', False))
@@ -148,7 +154,7 @@ class FusionModel:
 
         Returns the losses averaged over processes (``total`` and one per loss type), ``lr``,
         and ``skipped`` (1.0 when no update happened: a non-finite loss or gradient, or, under
-        AMP, a gradient overflow the scaler skipped; the EMA is not updated then either).
+        fp16, a gradient overflow the scaler skipped; the EMA is not updated then either).
 
         Raises:
             TrainingDiverged: after ``max_nonfinite_steps`` non-finite losses in a row.
@@ -160,7 +166,7 @@ class FusionModel:
             raise DGFusionError('a configured loss needs visible-weight masks but the training '
                                 'dataset has none: set datasets.train.dataroot_mask (a folder or auto)')
         vis_y, _ = split_luma(vis)
-        with torch.autocast(self.device.type, enabled=self.use_amp):
+        with autocast(self.precision, self.device):
             fused_y = self.train_net(vis_y, ir)
         fused_y = fused_y.float()
         terms: List[torch.Tensor] = [loss(fused_y, vis_y, ir, mask) for loss in self.losses]
@@ -173,14 +179,14 @@ class FusionModel:
         scaler_skips = False
         if all_finite:
             self.scaler.scale(total).backward()
-            if self.use_amp:
+            if self.use_scaler:
                 self.scaler.unscale_(self.optimizer)
             max_norm = float(self.grad_clip) if self.grad_clip else float('inf')
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), max_norm))
-            # with AMP the scaler skips inf/NaN gradients itself and lowers its scale: a normal
+            # with fp16 the scaler skips inf/NaN gradients itself and lowers its scale: a normal
             # event while the scale settles, not a sign of divergence
-            scaler_skips = self.use_amp and not math.isfinite(grad_norm)
-            all_finite = self.use_amp or math.isfinite(grad_norm)
+            scaler_skips = self.use_scaler and not math.isfinite(grad_norm)
+            all_finite = self.use_scaler or math.isfinite(grad_norm)
         if not all_finite:
             self.optimizer.zero_grad(set_to_none=True)
             self.nonfinite_in_a_row += 1
@@ -199,7 +205,7 @@ class FusionModel:
             self.scaler.update()
             if scaler_skips:  # no update happened, so the EMA must not move either
                 self.scaler_skipped += 1
-                logger.info('AMP gradient overflow: step skipped by the gradient scaler '
+                logger.info('fp16 gradient overflow: step skipped by the gradient scaler '
                             '(scale now %g, %d skipped in total)', self.scaler.get_scale(),
                             self.scaler_skipped)
             else:

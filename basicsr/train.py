@@ -5,12 +5,11 @@ Runs on CPU, one GPU, or many GPUs under ``torchrun --nproc_per_node=N train.py 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import List, Optional
 
 from basicsr.utils.errors import EXIT_INTERRUPTED, EXIT_SETUP, DGFusionError, one_line
-from basicsr.utils.logger import console
+from basicsr.utils.logger import close_handlers, console, log_to_files
 
 
 def parse_args(argv: Optional[List[str]] = None, test: bool = False) -> argparse.Namespace:
@@ -30,8 +29,10 @@ def parse_args(argv: Optional[List[str]] = None, test: bool = False) -> argparse
 
 
 def fail(message: str, code: int = EXIT_SETUP) -> int:
-    """Print the one ``error:`` line of an entry point and return its exit code."""
-    logging.getLogger('basicsr').handlers.clear()
+    """Print the one ``error:`` line of an entry point (also into the run's log file, when
+    one is open) and return its exit code."""
+    log_to_files(f"error: {message}")
+    close_handlers()
     console(f"error: {message}", err=True)
     return code
 

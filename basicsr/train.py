@@ -53,6 +53,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         from basicsr.utils.dist import cleanup
         cleanup()
+        close_handlers()  # the run's log file is complete; a later run opens its own
 
 
 def check_run_state(opt, auto_resume: bool) -> None:

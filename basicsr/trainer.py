@@ -16,7 +16,7 @@ from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from basicsr.data import build_dataset, build_eval_loader, build_train_loader
-from basicsr.data.fusion_dataset import TooManyBadPairs, check_bad_pairs, describe
+from basicsr.data.fusion_dataset import UnreadablePairsError, check_bad_pairs, describe
 from basicsr.models import MODEL_REGISTRY
 from basicsr.models.fusion_model import TrainingDiverged
 from basicsr.utils import dist as du
@@ -321,7 +321,7 @@ class Trainer:
                     self.safe_validate(it)
                 if self._should_stop(stop):
                     break
-        except (TrainingDiverged, TooManyBadPairs) as exc:
+        except (TrainingDiverged, UnreadablePairsError) as exc:
             last_saved = self._save_on_stop(it, last_saved)
             logger.error('%s (last checkpoint: %s)', one_line(exc), self._describe_saved(last_saved))
             return EXIT_ITEMS_FAILED

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from basicsr.archs.dgfusion_arch import DGFusion
-from basicsr.data.fusion_dataset import PairedFusionDataset, TooManyBadPairs
+from basicsr.data.fusion_dataset import PairedFusionDataset, UnreadablePairsError
 from basicsr.models.fusion_model import FusionModel
 from basicsr.test import main as run_test_cli
 from basicsr.train import main as train_main
@@ -194,8 +194,19 @@ def test_dataset_substitutes_the_next_readable_pair(tmp_path):
     assert item['stem'] == '002' and item['skipped'].startswith('001\t')
     assert ds[(1, 7)]['skipped'] == ''  # named once per process
     (data['ir'] / '002.png').write_bytes(b'')
-    with pytest.raises(TooManyBadPairs, match='2 of 4 training pairs'):
+    with pytest.raises(UnreadablePairsError, match='2 of 4 training pairs'):
         ds[(2, 0)]
+
+
+def test_truncated_jpeg_is_not_trained_on(tmp_path):
+    # a decoder fills the missing part of a cut JPEG with gray and does not fail
+    data = write_pairs(tmp_path / 'd', n=3, ext_vis='.jpg')
+    truncate(data['vis'] / '000.jpg', keep=0.6)
+    assert cv2.imread(str(data['vis'] / '000.jpg')) is not None
+    ds = PairedFusionDataset(str(data['vis']), str(data['ir']), str(data['mask']), phase='train',
+                             patch_size=16, max_bad_fraction=0.5)
+    item = ds[(0, 3)]
+    assert item['stem'] == '001' and 'truncated' in item['skipped']
 
 
 # ---------------------------------------------------------------- diverged weights

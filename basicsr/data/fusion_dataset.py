@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 from basicsr.data.pairs import Pair, match_folders, read_pair
 from basicsr.data.transforms import paired_augment, paired_random_crop
 from basicsr.utils.errors import DataError, one_line
+from basicsr.utils.image_check import inspect_image
 from basicsr.utils.img_util import img2tensor, ir_to_gray, read_image
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, to_unit
 from basicsr.utils.registry import DATASET_REGISTRY
@@ -17,17 +18,17 @@ from basicsr.utils.registry import DATASET_REGISTRY
 DEFAULT_MAX_BAD_FRACTION = 0.05
 
 
-class TooManyBadPairs(DataError):
+class UnreadablePairsError(DataError):
     """More training pairs are unreadable than ``max_bad_fraction`` allows."""
 
 
 def check_bad_pairs(bad: Dict[str, str], num_pairs: int, max_fraction: float) -> None:
-    """Raise :class:`TooManyBadPairs` when the unreadable pairs ``bad`` (stem -> reason) are
+    """Raise :class:`UnreadablePairsError` when the unreadable pairs ``bad`` (stem -> reason) are
     more than ``max_fraction`` of ``num_pairs``; the message names each of them."""
     if len(bad) <= max_fraction * num_pairs:
         return
     shown = '; '.join(list(bad.values())[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else '')
-    raise TooManyBadPairs(
+    raise UnreadablePairsError(
         f"{len(bad)} of {num_pairs} training pairs cannot be read, more than "
         f"datasets.train.max_bad_fraction {max_fraction:g} allows ({shown}); repair or remove "
         f"them (or raise max_bad_fraction), then continue with --auto-resume")
@@ -50,7 +51,7 @@ class PairedFusionDataset(Dataset):
 
     A training pair that cannot be read (unreadable, empty or truncated file, sizes that do not
     match) is skipped: the item is made from the next readable pair (index + 1, + 2, ...),
-    the reason is reported once in ``skipped``, and :class:`TooManyBadPairs` is raised once
+    the reason is reported once in ``skipped``, and :class:`UnreadablePairsError` is raised once
     more than ``max_bad_fraction`` of the pairs were found unreadable.
 
     The test phase reads pairs with :func:`basicsr.data.pairs.read_pair`; names found in one
@@ -160,13 +161,15 @@ class PairedFusionDataset(Dataset):
                 continue
             item['skipped'] = '\n'.join(skipped)
             return item
-        raise TooManyBadPairs(f"none of the {len(self.pairs)} training pairs can be read: "
+        raise UnreadablePairsError(f"none of the {len(self.pairs)} training pairs can be read: "
                               + '; '.join(list(self.bad.values())[:3]))
 
     def _train_item(self, index: int, aug_seed: int) -> Dict[str, Any]:
         """Training item of pair ``index``: read, check, crop and augment (DataError if the
         pair cannot be read or does not fit together)."""
         pair = self.pairs[index]
+        for role in ('vis', 'ir', 'mask') if self.mask_source == 'folder' else ('vis', 'ir'):
+            inspect_image(pair[role])  # whole files only: a decoder fills a cut JPEG with gray
         vis_raw, ir_file = read_image(pair['vis']), read_image(pair['ir'])
         ir_raw = ir_to_gray(ir_file)
         if vis_raw.shape[:2] != ir_raw.shape[:2]:

@@ -61,7 +61,7 @@ def check_run_state(opt, auto_resume: bool) -> None:
     the checkpoint to resume (if any) is not past ``train.total_iter``."""
     from pathlib import Path
 
-    from basicsr.trainer import check_resume_point
+    from basicsr.trainer import check_resume_point, check_resume_weights
     from basicsr.utils.checkpoint import read_checkpoint
     from basicsr.utils.options import resolve_checkpoint_path
     from basicsr.utils.run_lock import check_unlocked
@@ -73,6 +73,7 @@ def check_run_state(opt, auto_resume: bool) -> None:
     if path is not None:
         state = read_checkpoint(path)
         check_resume_point(path, int(state.get('iter', 0)), opt['train']['total_iter'])
+        check_resume_weights(path, state)
 
 
 def train(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from basicsr.data.fusion_dataset import UnreadablePairsError, check_bad_pairs, d
 from basicsr.models import MODEL_REGISTRY
 from basicsr.models.fusion_model import TrainingDiverged
 from basicsr.utils import dist as du
-from basicsr.utils.checkpoint import (CKPT_FORMAT, describe_config, load_weights,
+from basicsr.utils.checkpoint import (CKPT_FORMAT, check_finite, describe_config, load_weights,
                                       nonfinite_tensors, read_checkpoint, remove_orphan_temps,
                                       save_atomic)
 from basicsr.utils.divergence import LossWatch
@@ -55,6 +55,13 @@ def check_resume_point(path: Path, iteration: int, total: int) -> None:
         raise ConfigError(f"{path} is at iteration {iteration}, beyond train.total_iter {total}; "
                           f"to train further, raise it (e.g. --set train.total_iter="
                           f"{max(2 * iteration, iteration + 1)})")
+
+
+def check_resume_weights(path: Path, state: Dict[str, Any]) -> None:
+    """A checkpoint whose network or EMA holds NaN or inf is no state to continue from."""
+    for key in ('params', 'params_ema'):
+        if isinstance(state.get(key), dict):
+            check_finite(state[key], f"{path} ({key})")
 
 
 class Trainer:
@@ -179,6 +186,7 @@ class Trainer:
         if state.get('format') != CKPT_FORMAT:
             raise CheckpointError(f"{path}: not a training checkpoint of this project (no resume state)")
         check_resume_point(path, int(state.get('iter', 0)), self.opt['train']['total_iter'])
+        check_resume_weights(path, state)
         return state
 
     def _resume(self, path: Path, state: Dict[str, Any]) -> None:

@@ -260,6 +260,30 @@ def nonfinite_ckpt(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.parametrize('dry_run', [False, True])
+def test_auto_resume_refuses_nonfinite_weights(tmp_path, tiny_data, capsys, dry_run):
+    opt = write_opt(tmp_path, tiny_data, total_iter=2, save_freq=2)
+    assert train_main(['-opt', str(opt)]) == 0
+    ckpt = exp_dir(tmp_path) / 'checkpoints' / 'iter_00000002.pth'
+    state = torch.load(ckpt, map_location='cpu', weights_only=True)
+    next(iter(state['params'].values())).view(-1)[0] = float('inf')
+    torch.save(state, ckpt)
+    capsys.readouterr()
+    args = ['-opt', str(opt), '--auto-resume', '--set', 'train.total_iter=4']
+    assert train_main(args + (['--dry-run'] if dry_run else [])) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith('error: ') and str(ckpt) in lines[-1] and 'NaN or inf' in lines[-1]
+    assert not (exp_dir(tmp_path) / 'checkpoints' / 'iter_00000004.pth').exists()
+
+
+@pytest.mark.parametrize('value', ['1.5', '-0.1', 'lots'])
+def test_max_bad_fraction_is_checked(tmp_path, tiny_data, capsys, value):
+    opt = write_opt(tmp_path, tiny_data)
+    args = ['-opt', str(opt), '--dry-run', '--set', f"datasets.train.max_bad_fraction={value}"]
+    assert train_main(args) == 2
+    assert 'datasets.train.max_bad_fraction' in capsys.readouterr().err
+
+
 def test_fuse_refuses_nonfinite_weights(tmp_path, nonfinite_ckpt, capsys):
     data = write_pairs(tmp_path / 'data', n=1, size=(16, 16), masks=False)
     spec = importlib.util.spec_from_file_location('script_fuse_faults', REPO / 'scripts' / 'fuse.py')

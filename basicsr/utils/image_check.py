@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, Optional, Union
 
 from basicsr.utils.errors import DataError
-from basicsr.utils.image_header import _SOF
+from basicsr.utils.image_header import SOF_MARKERS, next_jpeg_marker
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # by colour type (3: palette, decoded to RGB)
@@ -68,14 +68,9 @@ def _jpeg(f: BinaryIO) -> ImageInfo:
     f.seek(2)
     info: Optional[ImageInfo] = None
     while True:
-        byte = f.read(1)
-        while byte and byte != b'\xff':
-            byte = f.read(1)
-        while byte == b'\xff':
-            byte = f.read(1)
-        if not byte:
+        marker = next_jpeg_marker(f)
+        if marker is None:
             raise Incomplete('truncated: the file ends inside the JPEG header')
-        marker = byte[0]
         if marker == 0x01 or 0xD0 <= marker <= 0xD8:
             continue
         if marker == 0xD9:
@@ -84,7 +79,7 @@ def _jpeg(f: BinaryIO) -> ImageInfo:
         if len(length_bytes) < 2:
             raise Incomplete('truncated: the file ends inside the JPEG header')
         length = struct.unpack('>H', length_bytes)[0]
-        if marker in _SOF:
+        if marker in SOF_MARKERS:
             data = f.read(6)
             if len(data) < 6:
                 raise Incomplete('truncated: the file ends inside the JPEG frame header')

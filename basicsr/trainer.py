@@ -311,8 +311,7 @@ class Trainer:
         logger.info('training from iteration %d to %d', it, total)
         try:
             while it < total:
-                batch = next(data_iter)
-                self._note_skipped(batch)
+                batch = self._next_batch(data_iter)
                 out = self.model.train_step(batch)
                 self.last_batch, self.last_step_loss = batch, out['total']
                 self.loss_watch.record(out['total'])
@@ -356,6 +355,28 @@ class Trainer:
             return EXIT_INTERRUPTED  # not 0: a scheduler or retry loop must see the stop
         logger.info('done: %d iterations in %.1f s', total - self.start_iter, time.time() - t0)
         return EXIT_OK
+
+    def _next_batch(self, data_iter) -> Dict[str, Any]:
+        """The next training batch, its skipped pairs noted; past ``max_bad_fraction``
+        :class:`UnreadablePairsError`, raised in every process together under DDP (a process
+        that stopped alone would leave the others waiting for it forever)."""
+        failure: Optional[UnreadablePairsError] = None
+        batch: Dict[str, Any] = {}
+        try:
+            batch = next(data_iter)
+            self._note_skipped(batch)
+        except UnreadablePairsError as exc:
+            failure = exc
+        if self.world > 1:
+            flag = torch.tensor([0.0 if failure is None else 1.0], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            if flag.item() and failure is None:
+                failure = UnreadablePairsError('another process found more unreadable training '
+                                               'pairs than datasets.train.max_bad_fraction allows '
+                                               '(named in its output)')
+        if failure is not None:
+            raise failure
+        return batch
 
     def _note_skipped(self, batch: Dict[str, Any]) -> None:
         """Warn once per training pair the dataset skipped as unreadable (console and log

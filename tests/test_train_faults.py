@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -183,6 +185,24 @@ def test_error_mid_run_saves_and_is_written_to_the_log(tmp_path, tiny_data, monk
     assert err.strip().splitlines()[-1] == 'error: something went wrong in step 4'
     assert 'error: something went wrong in step 4' in run_log(tmp_path)
     assert latest_iter(tmp_path) == 3
+
+
+@pytest.mark.dist
+def test_torchrun_processes_stop_together_on_unreadable_pairs(tmp_path, tiny_data):
+    (tiny_data['ir'] / '001.png').write_bytes(b'')
+    opt = write_opt(tmp_path, tiny_data, total_iter=12, batch=1, save_freq=1000)
+    opt.write_text(opt.read_text().replace('    enlarge_ratio: 2\n',
+                                           '    enlarge_ratio: 2\n    max_bad_fraction: 0\n'))
+    out = tmp_path / 'out'
+    out.mkdir()
+    run = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                          '--nproc_per_node=2', 'tests/dist_worker.py', str(opt), str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    text = run.stdout + run.stderr
+    assert run.returncode != 0 and 'max_bad_fraction' in text, text[-3000:]
+    # both processes left the loop (neither waits for the other) and wrote their weights
+    assert (out / 'rank0.pt').is_file() and (out / 'rank1.pt').is_file(), text[-3000:]
 
 
 def test_dataset_substitutes_the_next_readable_pair(tmp_path):

@@ -183,9 +183,12 @@ def apply_overrides(opt: Dict[str, Any], overrides: Sequence[str], probs: Proble
 
 
 
-def validate_datasets(opt: Dict[str, Any], probs: Problems, is_train: bool) -> None:
+def validate_datasets(opt: Dict[str, Any], probs: Problems, is_train: bool,
+                      scan: bool = False) -> None:
     """Check ``datasets``: phases, names, loader keys, dataset class options, ranges, data
-    folders (existence, matching names) and the training images' declared sizes."""
+    folders (existence, matching names) and the training images' declared sizes; with
+    ``scan``, also every file of the training (masks included) and validation pairs
+    (whole, sizes agreeing within a pair: :func:`basicsr.data.scan.scan_pairs`)."""
     datasets = opt.get('datasets')
     if not isinstance(datasets, dict) or not datasets:
         probs.add('datasets', 'missing or empty: expected a mapping of phase -> dataset')
@@ -236,8 +239,25 @@ def validate_datasets(opt: Dict[str, Any], probs: Problems, is_train: bool) -> N
                 probs.add(f"datasets.{phase}", str(exc)[:400])
             else:
                 check_train_images(pairs, ds.get('patch_size', 128), prefix, probs)
+                if scan:
+                    _scan_files(pairs, phase, probs)
+        elif scan and phase != 'train' and {'vis', 'ir'} <= set(roots) and not any(
+                item.startswith(prefix) for item in probs.items):
+            try:
+                pairs, _ = match_folders(roots['vis'], roots['ir'])
+            except DataError:
+                pass  # no pair at all: the run reports it when it builds the set
+            else:
+                _scan_files(pairs, phase, probs)
     if is_train and 'train' not in datasets:
         probs.add('datasets.train', 'missing required dataset phase')
+
+
+def _scan_files(pairs, phase: str, probs: Problems) -> None:
+    """Add one problem per damaged file or mismatched size among ``pairs`` of ``phase``."""
+    from basicsr.data.scan import scan_pairs
+    for problem in scan_pairs(pairs):
+        probs.add(f"datasets.{phase}", problem)
 
 
 def _check_milestones(train: Dict[str, Any], probs: Problems) -> None:
@@ -394,13 +414,15 @@ def load_options(path: str | Path, is_train: bool = True, overrides: Sequence[st
     """Read, complete and validate an option file.
 
     ``--dry-run`` and the real run go through the same checks (data folders, masks, checkpoint
-    paths, output folder, value ranges); only non-fatal remarks end up in ``warnings``.
+    paths, output folder, value ranges); only non-fatal remarks end up in ``warnings``. A
+    training dry run also reads every training, mask and validation file in full and reports
+    each damaged one (a real run skips those pairs, up to ``max_bad_fraction``).
 
     Args:
         path: YAML option file.
         is_train: validate against the training layout (else the test layout).
         overrides: ``key.path=value`` strings from ``--set``.
-        dry_run: kept for callers; the checks are the same either way.
+        dry_run: with ``is_train``, also check every data file (see above).
 
     Raises:
         ConfigError: listing every problem found, one per line.
@@ -436,7 +458,7 @@ def load_options(path: str | Path, is_train: bool = True, overrides: Sequence[st
     if opt.get('model_type') not in MODEL_REGISTRY:
         probs.add('model_type', unknown_name('model type', opt.get('model_type'),
                                              MODEL_REGISTRY.keys()))
-    validate_datasets(opt, probs, is_train)
+    validate_datasets(opt, probs, is_train, scan=dry_run and is_train)
     if is_train:
         validate_train_sections(opt, probs)
     else:

@@ -5,12 +5,11 @@ Runs on CPU, one GPU, or many GPUs under ``torchrun --nproc_per_node=N train.py 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import List, Optional
 
 from basicsr.utils.errors import EXIT_INTERRUPTED, EXIT_SETUP, DGFusionError, one_line
-from basicsr.utils.logger import console
+from basicsr.utils.logger import close_handlers, console, log_to_files
 
 
 def parse_args(argv: Optional[List[str]] = None, test: bool = False) -> argparse.Namespace:
@@ -30,8 +29,10 @@ def parse_args(argv: Optional[List[str]] = None, test: bool = False) -> argparse
 
 
 def fail(message: str, code: int = EXIT_SETUP) -> int:
-    """Print the one ``error:`` line of an entry point and return its exit code."""
-    logging.getLogger('basicsr').handlers.clear()
+    """Print the one ``error:`` line of an entry point (also into the run's log file, when
+    one is open) and return its exit code."""
+    log_to_files(f"error: {message}")
+    close_handlers()
     console(f"error: {message}", err=True)
     return code
 
@@ -52,6 +53,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         from basicsr.utils.dist import cleanup
         cleanup()
+        close_handlers()  # the run's log file is complete; a later run opens its own
 
 
 def check_run_state(opt, auto_resume: bool) -> None:
@@ -59,7 +61,7 @@ def check_run_state(opt, auto_resume: bool) -> None:
     the checkpoint to resume (if any) is not past ``train.total_iter``."""
     from pathlib import Path
 
-    from basicsr.trainer import check_resume_point
+    from basicsr.trainer import check_resume_point, check_resume_weights
     from basicsr.utils.checkpoint import read_checkpoint
     from basicsr.utils.options import resolve_checkpoint_path
     from basicsr.utils.run_lock import check_unlocked
@@ -71,6 +73,7 @@ def check_run_state(opt, auto_resume: bool) -> None:
     if path is not None:
         state = read_checkpoint(path)
         check_resume_point(path, int(state.get('iter', 0)), opt['train']['total_iter'])
+        check_resume_weights(path, state)
 
 
 def train(args: argparse.Namespace) -> int:

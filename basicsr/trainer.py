@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -15,14 +16,16 @@ from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from basicsr.data import build_dataset, build_eval_loader, build_train_loader
-from basicsr.data.fusion_dataset import describe
+from basicsr.data.fusion_dataset import UnreadablePairsError, check_bad_pairs, describe
 from basicsr.models import MODEL_REGISTRY
 from basicsr.models.fusion_model import TrainingDiverged
 from basicsr.utils import dist as du
-from basicsr.utils.checkpoint import (CKPT_FORMAT, describe_config, load_weights, read_checkpoint,
-                                      remove_orphan_temps, save_atomic)
+from basicsr.utils.checkpoint import (CKPT_FORMAT, check_finite, describe_config, load_weights,
+                                      nonfinite_tensors, read_checkpoint, remove_orphan_temps,
+                                      save_atomic)
+from basicsr.utils.divergence import LossWatch
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, CheckpointError,
-                                  ConfigError, DGFusionError, one_line)
+                                  ConfigError, DGFusionError, first_line, one_line)
 from basicsr.utils.fs import ensure_writable_dir
 from basicsr.utils.logger import JsonlWriter, make_tb_writer, setup_logging
 from basicsr.config import LoadedOptions
@@ -52,6 +55,13 @@ def check_resume_point(path: Path, iteration: int, total: int) -> None:
         raise ConfigError(f"{path} is at iteration {iteration}, beyond train.total_iter {total}; "
                           f"to train further, raise it (e.g. --set train.total_iter="
                           f"{max(2 * iteration, iteration + 1)})")
+
+
+def check_resume_weights(path: Path, state: Dict[str, Any]) -> None:
+    """A checkpoint whose network or EMA holds NaN or inf is no state to continue from."""
+    for key in ('params', 'params_ema'):
+        if isinstance(state.get(key), dict):
+            check_finite(state[key], f"{path} ({key})")
 
 
 class Trainer:
@@ -113,11 +123,15 @@ class Trainer:
         self.model = MODEL_REGISTRY.get(opt['model_type'])(opt, self.device)
         self._load_pretrained()
         self.start_iter = 0
+        self.loss_watch = LossWatch()
+        self.last_batch: Optional[Dict[str, Any]] = None  # the resume-point rule judges on it
+        self.last_step_loss = math.nan
         if resume_state is not None:
             self._resume(resume_path, resume_state)
             del resume_state
         ds_opt = opt['datasets']['train']
         self.train_set = build_dataset(ds_opt)
+        self.bad_pairs: Dict[str, str] = {}  # stem -> reason, over every loader process
         logger.info('train set: %s', describe(self.train_set))
         self.train_loader = build_train_loader(self.train_set, ds_opt, opt['manual_seed'], self.world,
                                                self.rank, self.start_iter)
@@ -172,6 +186,7 @@ class Trainer:
         if state.get('format') != CKPT_FORMAT:
             raise CheckpointError(f"{path}: not a training checkpoint of this project (no resume state)")
         check_resume_point(path, int(state.get('iter', 0)), self.opt['train']['total_iter'])
+        check_resume_weights(path, state)
         return state
 
     def _resume(self, path: Path, state: Dict[str, Any]) -> None:
@@ -197,10 +212,10 @@ class Trainer:
                  'rng': rng_state(), 'config': self.opt, **self.model.state_dict()}
         if state['params_ema'] is None:
             del state['params_ema']
-        bad = [n for n, t in state['params'].items() if t.is_floating_point() and not torch.isfinite(t).all()]
-        if bad:
-            logger.error('not saving iteration %d: non-finite weights (%s); the last checkpoint is '
-                         'kept', it, bad[0])
+        problem = self.resume_point_problem(state)
+        if problem:
+            logger.error('not saving iteration %d as a resume point: %s; the last good checkpoint '
+                         'is kept', it, problem)
             return None
         path = self.ckpt_dir / f"iter_{it:08d}.pth"
         save_atomic(state, path)
@@ -211,6 +226,23 @@ class Trainer:
                 old.unlink(missing_ok=True)
         logger.info('saved checkpoint %s', path)
         return path
+
+    def resume_point_problem(self, state: Dict[str, Any]) -> Optional[str]:
+        """Why ``state`` must not become the resume point, or None (the rule is
+        :mod:`basicsr.utils.divergence`: finite weights and EMA, loss not diverged)."""
+        for key in ('params', 'params_ema'):
+            bad = nonfinite_tensors(state.get(key) or {})
+            if bad:
+                return f"{len(bad)} {key} tensor(s) hold NaN or inf ({', '.join(bad[:3])})"
+        if self.last_batch is None:
+            return None
+        problem = self.loss_watch.problem(self.model.batch_loss(self.last_batch),
+                                          self.last_step_loss)
+        if problem is None and self.model.net_g_ema is not None:
+            ema_loss = self.model.batch_loss(self.last_batch, use_ema=True)
+            if not math.isfinite(ema_loss):
+                problem = f"the EMA weights' loss on the last training batch is {ema_loss}"
+        return problem
 
     # ------------------------------------------------------------------ validation
     def validate(self, it: int) -> None:
@@ -282,8 +314,10 @@ class Trainer:
         out_of_time = False
         try:
             while it < total:
-                batch = next(data_iter)
+                batch = self._next_batch(data_iter)
                 out = self.model.train_step(batch)
+                self.last_batch, self.last_step_loss = batch, out['total']
+                self.loss_watch.record(out['total'])
                 it += 1
                 bar.update(1)
                 if it % log_opt['print_freq'] == 0 or it == total:
@@ -299,31 +333,88 @@ class Trainer:
                     stop, deadline is not None and time.time() >= deadline)
                 if stopping:
                     break
-        except TrainingDiverged as exc:
-            logger.error('%s (last checkpoint: iteration %d)', exc, last_saved)
+        except (TrainingDiverged, UnreadablePairsError) as exc:
+            last_saved = self._save_on_stop(it, last_saved)
+            logger.error('%s (last checkpoint: %s)', one_line(exc), self._describe_saved(last_saved))
             return EXIT_ITEMS_FAILED
         except KeyboardInterrupt:
-            logger.error('interrupted twice: exiting without saving (last checkpoint: iteration %d)',
-                         last_saved)
+            logger.error('interrupted twice: exiting without saving (last checkpoint: %s)',
+                         self._describe_saved(last_saved))
             return EXIT_INTERRUPTED
+        except Exception as exc:  # any other stop keeps the work done so far, then is reported
+            last_saved = self._save_on_stop(it, last_saved)
+            logger.error('training stopped at iteration %d by an error (last checkpoint: %s); '
+                         'continue with --auto-resume once it is fixed', it,
+                         self._describe_saved(last_saved))
+            if not isinstance(exc, (DGFusionError, OSError)):
+                logger.error('%s: %s', type(exc).__name__, first_line(exc))
+            raise
         finally:
             bar.close()
             stop.restore()
             if self.tb is not None:
                 self.tb.flush()
         if stop.signal is not None and it < total:  # -1: another process was signalled
-            if last_saved != it:
-                self.save_checkpoint(it)
+            self._save_on_stop(it, last_saved)
             logger.warning('stopped at iteration %d; continue with --auto-resume', it)
             return EXIT_INTERRUPTED  # not 0: a scheduler or retry loop must see the stop
         if out_of_time and it < total:
-            if last_saved != it:
-                self.save_checkpoint(it)
+            self._save_on_stop(it, last_saved)
             logger.info('train.max_minutes (%g) reached at iteration %d; continue with '
                         '--auto-resume', max_minutes, it)
             return EXIT_OK
         logger.info('done: %d iterations in %.1f s', total - self.start_iter, time.time() - t0)
         return EXIT_OK
+
+    def _next_batch(self, data_iter) -> Dict[str, Any]:
+        """The next training batch, its skipped pairs noted; past ``max_bad_fraction``
+        :class:`UnreadablePairsError`, raised in every process together under DDP (a process
+        that stopped alone would leave the others waiting for it forever)."""
+        failure: Optional[UnreadablePairsError] = None
+        batch: Dict[str, Any] = {}
+        try:
+            batch = next(data_iter)
+            self._note_skipped(batch)
+        except UnreadablePairsError as exc:
+            failure = exc
+        if self.world > 1:
+            flag = torch.tensor([0.0 if failure is None else 1.0], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            if flag.item() and failure is None:
+                failure = UnreadablePairsError('another process found more unreadable training '
+                                               'pairs than datasets.train.max_bad_fraction allows '
+                                               '(named in its output)')
+        if failure is not None:
+            raise failure
+        return batch
+
+    def _note_skipped(self, batch: Dict[str, Any]) -> None:
+        """Warn once per training pair the dataset skipped as unreadable (console and log
+        file), and stop past ``datasets.train.max_bad_fraction`` of the pairs."""
+        for text in batch.pop('skipped', None) or []:
+            for line in filter(None, text.split('\n')):
+                stem, _, reason = line.partition('\t')
+                if stem not in self.bad_pairs:
+                    self.bad_pairs[stem] = reason
+                    logger.warning('skipped unreadable training pair %s (%d of %d pairs so far): '
+                                   '%s', stem, len(self.bad_pairs), self.train_set.num_pairs, reason)
+        check_bad_pairs(self.bad_pairs, self.train_set.num_pairs, self.train_set.max_bad_fraction)
+
+    def _save_on_stop(self, it: int, last_saved: int) -> int:
+        """Save iteration ``it`` before a stop unless it is saved already; returns the
+        iteration of the last checkpoint (a failing save is logged, never raised)."""
+        if it == last_saved:
+            return last_saved
+        try:
+            if self.save_checkpoint(it) is not None or not self.main:
+                return it
+        except Exception as exc:  # e.g. the disk is full: the original error is the story
+            logger.error('could not save a checkpoint at iteration %d: %s', it, first_line(exc))
+        return last_saved
+
+    @staticmethod
+    def _describe_saved(last_saved: int) -> str:
+        return 'none' if last_saved == 0 else f"iteration {last_saved}"
 
     def _should_stop(self, stop, out_of_time: bool = False) -> Tuple[bool, bool]:
         """``(stop now, because of train.max_minutes)``: this process, or under DDP any process,

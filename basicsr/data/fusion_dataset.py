@@ -8,10 +8,30 @@ from torch.utils.data import Dataset
 
 from basicsr.data.pairs import Pair, match_folders, read_pair
 from basicsr.data.transforms import paired_augment, paired_random_crop
-from basicsr.utils.errors import DataError
+from basicsr.utils.errors import DataError, one_line
+from basicsr.utils.image_check import inspect_image
 from basicsr.utils.img_util import img2tensor, ir_to_gray, read_image
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, to_unit
 from basicsr.utils.registry import DATASET_REGISTRY
+
+
+DEFAULT_MAX_BAD_FRACTION = 0.05
+
+
+class UnreadablePairsError(DataError):
+    """More training pairs are unreadable than ``max_bad_fraction`` allows."""
+
+
+def check_bad_pairs(bad: Dict[str, str], num_pairs: int, max_fraction: float) -> None:
+    """Raise :class:`UnreadablePairsError` when the unreadable pairs ``bad`` (stem -> reason) are
+    more than ``max_fraction`` of ``num_pairs``; the message names each of them."""
+    if len(bad) <= max_fraction * num_pairs:
+        return
+    shown = '; '.join(list(bad.values())[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else '')
+    raise UnreadablePairsError(
+        f"{len(bad)} of {num_pairs} training pairs cannot be read, more than "
+        f"datasets.train.max_bad_fraction {max_fraction:g} allows ({shown}); repair or remove "
+        f"them (or raise max_bad_fraction), then continue with --auto-resume")
 
 
 @DATASET_REGISTRY.register()
@@ -25,7 +45,14 @@ class PairedFusionDataset(Dataset):
         ``mask``: (1,H,W) float32 in [0,1] (train phase, when masks are used);
         ``stem``, ``vis_path``, ``ir_path``: strings; ``vis_gray``: bool;
         ``vis_u8``, ``ir_u8``: (test phase) the sources as 8-bit arrays with their stored
-        channels, as ``scripts/evaluate.py`` reads them (the metrics' reference).
+        channels, as ``scripts/evaluate.py`` reads them (the metrics' reference);
+        ``skipped``: (train phase) the pairs found unreadable while this item was made, one
+        ``stem<TAB>reason`` line each ('' when none).
+
+    A training pair that cannot be read (unreadable, empty or truncated file, sizes that do not
+    match) is skipped: the item is made from the next readable pair (index + 1, + 2, ...),
+    the reason is reported once in ``skipped``, and :class:`UnreadablePairsError` is raised once
+    more than ``max_bad_fraction`` of the pairs were found unreadable.
 
     The test phase reads pairs with :func:`basicsr.data.pairs.read_pair`; names found in one
     folder only are listed in ``unmatched`` (``(stem, message)``) instead of failing the set.
@@ -45,12 +72,15 @@ class PairedFusionDataset(Dataset):
         cache_masks: keep ``'auto'`` masks in memory per pair.
         ir_range: how 16-bit images are mapped to [0,1]: ``minmax``, ``percentile:LO,HI``
             or ``fixed:LO,HI`` (see ``basicsr.utils.ir_range``).
+        max_bad_fraction: (train) the largest fraction of pairs that may be skipped as
+            unreadable before training stops.
     """
 
     def __init__(self, dataroot_vis: str, dataroot_ir: str, dataroot_mask: Optional[str] = None,
                  phase: str = 'test', patch_size: int = 128, use_hflip: bool = True,
                  use_rot: bool = True, enlarge_ratio: int = 1, mask_mode: str = 'dgfusion',
-                 cache_masks: bool = True, ir_range: str = DEFAULT_IR_RANGE) -> None:
+                 cache_masks: bool = True, ir_range: str = DEFAULT_IR_RANGE,
+                 max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> None:
         if phase not in ('train', 'test'):
             raise DataError(f"phase must be 'train' or 'test', got '{phase}'")
         if mask_mode not in ('dgfusion', 'weighted'):
@@ -73,6 +103,8 @@ class PairedFusionDataset(Dataset):
         self.use_hflip, self.use_rot, self.enlarge_ratio = use_hflip, use_rot, enlarge_ratio
         self.mask_mode, self.cache_masks = mask_mode, cache_masks
         self._mask_cache: Dict[int, np.ndarray] = {}
+        self.max_bad_fraction = float(max_bad_fraction)
+        self.bad: Dict[str, str] = {}  # stem -> reason, pairs this process found unreadable
 
     def __len__(self) -> int:
         return len(self.pairs) * (self.enlarge_ratio if self.phase == 'train' else 1)
@@ -114,6 +146,30 @@ class PairedFusionDataset(Dataset):
             return {'vis': p.vis.expand(3, -1, -1).clone() if p.vis_gray else p.vis, 'ir': p.ir,
                     'stem': p.stem, 'vis_path': str(pair['vis']), 'ir_path': str(pair['ir']),
                     'vis_gray': p.vis_gray, 'vis_u8': p.vis_u8, 'ir_u8': p.ir_u8}
+        skipped = []
+        for step in range(len(self.pairs)):
+            candidate = (index + step) % len(self.pairs)
+            stem = self.pairs[candidate]['stem']
+            if stem in self.bad:
+                continue
+            try:
+                item = self._train_item(candidate, aug_seed)
+            except DataError as exc:
+                self.bad[stem] = one_line(exc)
+                skipped.append(f"{stem}\t{self.bad[stem]}")
+                check_bad_pairs(self.bad, len(self.pairs), self.max_bad_fraction)
+                continue
+            item['skipped'] = '\n'.join(skipped)
+            return item
+        raise UnreadablePairsError(f"none of the {len(self.pairs)} training pairs can be read: "
+                              + '; '.join(list(self.bad.values())[:3]))
+
+    def _train_item(self, index: int, aug_seed: int) -> Dict[str, Any]:
+        """Training item of pair ``index``: read, check, crop and augment (DataError if the
+        pair cannot be read or does not fit together)."""
+        pair = self.pairs[index]
+        for role in ('vis', 'ir', 'mask') if self.mask_source == 'folder' else ('vis', 'ir'):
+            inspect_image(pair[role])  # whole files only: a decoder fills a cut JPEG with gray
         vis_raw, ir_file = read_image(pair['vis']), read_image(pair['ir'])
         ir_raw = ir_to_gray(ir_file)
         if vis_raw.shape[:2] != ir_raw.shape[:2]:

@@ -159,17 +159,7 @@ class FusionModel:
         Raises:
             TrainingDiverged: after ``max_nonfinite_steps`` non-finite losses in a row.
         """
-        vis = batch['vis'].to(self.device, non_blocking=True)
-        ir = batch['ir'].to(self.device, non_blocking=True)
-        mask = batch['mask'].to(self.device, non_blocking=True) if 'mask' in batch else None
-        if self.needs_mask and mask is None:
-            raise DGFusionError('a configured loss needs visible-weight masks but the training '
-                                'dataset has none: set datasets.train.dataroot_mask (a folder or auto)')
-        vis_y, _ = split_luma(vis)
-        with autocast(self.precision, self.device):
-            fused_y = self.train_net(vis_y, ir)
-        fused_y = fused_y.float()
-        terms: List[torch.Tensor] = [loss(fused_y, vis_y, ir, mask) for loss in self.losses]
+        terms = self._loss_terms(self.train_net, batch)
         total = torch.stack(terms).sum()
         finite = torch.isfinite(total).float()
         # every process must agree before backward, or DDP would wait forever
@@ -218,6 +208,36 @@ class FusionModel:
             self.scheduler.step()
         out['lr'] = self.optimizer.param_groups[0]['lr']
         return out
+
+    def _loss_terms(self, net: nn.Module, batch: Dict[str, Any]) -> List[torch.Tensor]:
+        """The configured losses (unweighted sum = total) of ``net`` on ``batch``: ``vis``
+        (B,3,H,W) RGB, ``ir`` (B,1,H,W), optional ``mask`` (B,1,H,W), all in [0,1]."""
+        vis = batch['vis'].to(self.device, non_blocking=True)
+        ir = batch['ir'].to(self.device, non_blocking=True)
+        mask = batch['mask'].to(self.device, non_blocking=True) if 'mask' in batch else None
+        if self.needs_mask and mask is None:
+            raise DGFusionError('a configured loss needs visible-weight masks but the training '
+                                'dataset has none: set datasets.train.dataroot_mask (a folder or auto)')
+        vis_y, _ = split_luma(vis)
+        with autocast(self.precision, self.device):
+            fused_y = net(vis_y, ir)
+        fused_y = fused_y.float()
+        return [loss(fused_y, vis_y, ir, mask) for loss in self.losses]
+
+    @torch.no_grad()
+    def batch_loss(self, batch: Dict[str, Any], use_ema: bool = False) -> float:
+        """Total loss of the current weights (or the EMA's) on ``batch``, without a step.
+
+        Judges the weights a checkpoint would hold (see :mod:`basicsr.utils.divergence`):
+        evaluated in inference mode, so nothing of the training state changes.
+        """
+        net = self.net_g_ema if (use_ema and self.net_g_ema is not None) else self.net_g
+        was_training = net.training
+        net.train(False)
+        try:
+            return float(torch.stack(self._loss_terms(net, batch)).sum())
+        finally:
+            net.train(was_training)
 
     @torch.no_grad()
     def update_ema(self) -> None:

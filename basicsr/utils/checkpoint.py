@@ -164,6 +164,26 @@ def _adapter(arch: str) -> Optional[StateAdapter]:
     return STATE_ADAPTER_REGISTRY.get(arch) if arch in STATE_ADAPTER_REGISTRY else None
 
 
+def nonfinite_tensors(state: Dict[str, Any]) -> List[str]:
+    """Names of the floating-point (or complex) tensors of ``state`` holding NaN or inf."""
+    return [name for name, value in state.items()
+            if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex())
+            and not bool(torch.isfinite(value).all())]
+
+
+def check_finite(state: Dict[str, Any], where: PathLike) -> None:
+    """Refuse weights that hold NaN or inf: a network built from them fuses garbage.
+
+    Raises:
+        CheckpointError: naming ``where``, how many tensors are affected and the first ones.
+    """
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise CheckpointError(f"{where}: {len(bad)} weight tensor(s) hold NaN or inf "
+                              f"({_listing(bad, 3)}): training diverged before this file was "
+                              f"written; use an earlier checkpoint")
+
+
 def check_format(ckpt: Dict[str, Any], where: PathLike) -> None:
     """Refuse a checkpoint of another format version."""
     fmt = ckpt.get('format')
@@ -263,13 +283,15 @@ def load_weights(net: nn.Module, path: PathLike, key: str = 'params_ema', strict
         ``net``, for chaining.
 
     Raises:
-        CheckpointError: unreadable file or weights that do not fit ``net``, in one line.
+        CheckpointError: unreadable file, weights holding NaN or inf, or weights that do not
+            fit ``net``, in one line.
     """
     if key not in ('params', 'params_ema'):
         raise CheckpointError(f"{path}: key {key!r} is not one of params, params_ema")
     ckpt = read_checkpoint(path)
     check_format(ckpt, path)
     state = select_state(ckpt, use_ema=key == 'params_ema', where=str(path))
+    check_finite(state, path)
     state = match_state(net, state, str(path), arch or type(net).__name__, strict)
     net.load_state_dict(state, strict=strict)
     logger.info('loaded %s from %s', arch or type(net).__name__, path)

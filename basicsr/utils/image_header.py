@@ -13,7 +13,7 @@ from typing import BinaryIO, Optional, Tuple, Union
 Size = Tuple[int, int]  # (width, height)
 
 # JPEG start-of-frame markers (0xC0..0xCF except DHT 0xC4, JPG 0xC8, DAC 0xCC)
-_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def _png(f: BinaryIO, head: bytes) -> Optional[Size]:
@@ -23,17 +23,22 @@ def _png(f: BinaryIO, head: bytes) -> Optional[Size]:
     return width, height
 
 
+def next_jpeg_marker(f: BinaryIO) -> Optional[int]:
+    """The code of the next JPEG marker from ``f``'s position (None at the end of the file)."""
+    byte = f.read(1)
+    while byte and byte != b'\xff':  # skip to the next marker
+        byte = f.read(1)
+    while byte == b'\xff':  # fill bytes
+        byte = f.read(1)
+    return byte[0] if byte else None
+
+
 def _jpeg(f: BinaryIO) -> Optional[Size]:
     f.seek(2)
     while True:
-        byte = f.read(1)
-        while byte and byte != b'\xff':  # skip to the next marker
-            byte = f.read(1)
-        while byte == b'\xff':  # fill bytes
-            byte = f.read(1)
-        if not byte:
+        marker = next_jpeg_marker(f)
+        if marker is None:
             return None
-        marker = byte[0]
         if marker == 0xDA:  # scan data before any frame header: not a usable file
             return None
         if marker == 0x01 or 0xD0 <= marker <= 0xD9:  # markers without a length
@@ -42,7 +47,7 @@ def _jpeg(f: BinaryIO) -> Optional[Size]:
         if len(length_bytes) < 2:
             return None
         length = struct.unpack('>H', length_bytes)[0]
-        if marker in _SOF:
+        if marker in SOF_MARKERS:
             data = f.read(5)
             if len(data) < 5:
                 return None

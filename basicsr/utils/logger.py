@@ -38,6 +38,27 @@ def setup_logging(log_file: Optional[Path] = None, level: int = logging.INFO) ->
     return root
 
 
+def log_to_files(message: str, level: int = logging.ERROR) -> None:
+    """Write ``message`` to the log files of the ``basicsr`` logger only (not the console).
+
+    For the final ``error:`` line of an entry point: the console shows it once, plainly, and
+    the run's log file keeps it too.
+    """
+    root = logging.getLogger('basicsr')
+    record = root.makeRecord(root.name, level, __file__, 0, message, None, None)
+    for handler in root.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def close_handlers() -> None:
+    """Detach (and close) every handler of the ``basicsr`` logger."""
+    root = logging.getLogger('basicsr')
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+
+
 class JsonlWriter:
     """Appends one JSON object per line (machine-readable training curves)."""
 

@@ -77,7 +77,8 @@ SCHEDULER_RANGES: Dict[str, Range] = {
     'gamma': POSITIVE, 'step_size': AT_LEAST_ONE, 'T_max': AT_LEAST_ONE, 'eta_min': NON_NEGATIVE,
     'factor': UNIT_OPEN_LOW, 'start_factor': UNIT_OPEN_LOW, 'end_factor': UNIT,
     'total_iters': AT_LEAST_ONE}
-DATASET_RANGES: Dict[str, Range] = {'patch_size': Range(MIN_PATCH_SIZE), 'enlarge_ratio': AT_LEAST_ONE}
+DATASET_RANGES: Dict[str, Range] = {'patch_size': Range(MIN_PATCH_SIZE), 'enlarge_ratio': AT_LEAST_ONE,
+                                     'max_bad_fraction': UNIT}
 ARCH_RANGES: Dict[str, Range] = {'channels': AT_LEAST_ONE}
 LOSS_RANGES: Dict[str, Range] = {'loss_weight': NON_NEGATIVE, 'window_size': AT_LEAST_ONE}
 

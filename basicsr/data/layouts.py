@@ -50,17 +50,25 @@ class Layout:
         name: the ``layout:`` value.
         splits: the ``split:`` values (empty: the layout has no split).
         structure: the folders under ``root``, as the README and error messages show them.
+        vis, ir, mask: the folders under ``root`` (``{split}`` is replaced by the split; no
+            ``mask``: the benchmark ships no masks).
         border: pixels cut from each side of every frame by default.
         resize: modality resampled when a pair's sizes differ by default (None: an error).
-        has_mask: the benchmark ships a mask folder per split.
     """
 
     name: ClassVar[str] = ''
     splits: ClassVar[Tuple[str, ...]] = ()
     structure: ClassVar[str] = ''
+    vis: ClassVar[str] = ''
+    ir: ClassVar[str] = ''
+    mask: ClassVar[Optional[str]] = None
     border: ClassVar[int] = 0
     resize: ClassVar[Optional[str]] = None
-    has_mask: ClassVar[bool] = False
+
+    @property
+    def has_mask(self) -> bool:
+        """The benchmark ships a mask folder."""
+        return self.mask is not None
 
     def split_problem(self, split: Optional[str]) -> Optional[str]:
         """The message for the ``split`` value, or None when it fits the layout."""
@@ -76,7 +84,10 @@ class Layout:
 
     def folders(self, root: Path, split: Optional[str]) -> List[Group]:
         """The folder pairs under ``root`` (not checked)."""
-        raise NotImplementedError
+        def folder(template: str) -> Path:
+            return root / template.format(split=split)
+        return [Group('', folder(self.vis), folder(self.ir),
+                      folder(self.mask) if self.mask else None)]
 
     def groups(self, root: PathLike, split: Optional[str] = None) -> List[Group]:
         """The folder pairs under ``root``, every one checked to exist.
@@ -107,10 +118,8 @@ class DroneVehicleLayout(Layout):
     name = 'dronevehicle'
     splits = ('train', 'val', 'test')
     structure = '{train,val,test}/{split}img (visible) + {split}imgr (infrared)'
+    vis, ir = '{split}/{split}img', '{split}/{split}imgr'
     border = 100
-
-    def folders(self, root: Path, split: Optional[str]) -> List[Group]:
-        return [Group('', root / split / f"{split}img", root / split / f"{split}imgr")]
 
 
 @LAYOUT_REGISTRY.register(name='llvip')
@@ -120,9 +129,7 @@ class LLVIPLayout(Layout):
     name = 'llvip'
     splits = ('train', 'test')
     structure = 'visible/{train,test} + infrared/{train,test}'
-
-    def folders(self, root: Path, split: Optional[str]) -> List[Group]:
-        return [Group('', root / 'visible' / split, root / 'infrared' / split)]
+    vis, ir = 'visible/{split}', 'infrared/{split}'
 
 
 @LAYOUT_REGISTRY.register(name='msrs')
@@ -132,9 +139,7 @@ class MSRSLayout(Layout):
     name = 'msrs'
     splits = ('train', 'test')
     structure = '{train,test}/vi + {train,test}/ir'
-
-    def folders(self, root: Path, split: Optional[str]) -> List[Group]:
-        return [Group('', root / split / 'vi', root / split / 'ir')]
+    vis, ir = '{split}/vi', '{split}/ir'
 
 
 @LAYOUT_REGISTRY.register(name='m3fd')
@@ -143,9 +148,7 @@ class M3FDLayout(Layout):
 
     name = 'm3fd'
     structure = 'Vis + Ir'
-
-    def folders(self, root: Path, split: Optional[str]) -> List[Group]:
-        return [Group('', root / 'Vis', root / 'Ir')]
+    vis, ir = 'Vis', 'Ir'
 
 
 @LAYOUT_REGISTRY.register(name='vtuav')
@@ -160,15 +163,16 @@ class VTUAVLayout(Layout):
 
     name = 'vtuav'
     structure = '<sequence>/rgb + <sequence>/ir for every sequence folder'
+    vis, ir = 'rgb', 'ir'
     resize = 'ir'
 
     def folders(self, root: Path, split: Optional[str]) -> List[Group]:
         groups = []
         for seq in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith('.')):
-            if (seq / 'rgb').is_dir() or (seq / 'ir').is_dir():
-                groups.append(Group(f"{seq.name}/", seq / 'rgb', seq / 'ir'))
+            if (seq / self.vis).is_dir() or (seq / self.ir).is_dir():
+                groups.append(Group(f"{seq.name}/", seq / self.vis, seq / self.ir))
         if not groups:
-            raise DataError(f"{root}: no sequence folder with rgb/ and ir/ inside "
+            raise DataError(f"{root}: no sequence folder with {self.vis}/ and {self.ir}/ inside "
                             f"(layout {self.name}: {self.structure})")
         return groups
 
@@ -180,10 +184,7 @@ class DGFusionLayout(Layout):
     name = 'dgfusion'
     splits = ('train', 'test')
     structure = '{train,test}/Vis + {train,test}/Ir (+ {train,test}/MASK)'
-    has_mask = True
-
-    def folders(self, root: Path, split: Optional[str]) -> List[Group]:
-        return [Group('', root / split / 'Vis', root / split / 'Ir', root / split / 'MASK')]
+    vis, ir, mask = '{split}/Vis', '{split}/Ir', '{split}/MASK'
 
 
 LAYOUTS: Tuple[str, ...] = tuple(LAYOUT_REGISTRY.keys())

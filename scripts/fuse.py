@@ -99,7 +99,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--root', type=Path, default=None, help='the benchmark folder (--layout)')
     parser.add_argument('--split', default=None, help='the benchmark split, e.g. test (--layout)')
     parser.add_argument('--border', type=int, default=None,
-                        help="pixels cut from each side of every image (default: the layout's, else 0)")
+                        help="pixels cut from each side of every image (--layout; default: the layout's)")
     parser.add_argument('--out', required=True, type=Path,
                         help='output image, folder or video (a folder with --frames)')
     parser.add_argument('--frames', action='store_true', help='video input: write PNG frames into --out')
@@ -126,7 +126,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.layout is None:
         if args.vis is None or args.ir is None:
             parser.error('give --vis and --ir (or --layout and --root)')
-        for flag in ('root', 'split'):
+        for flag in ('root', 'split', 'border'):
             if getattr(args, flag) is not None:
                 parser.error(f'--{flag} needs --layout')
     else:

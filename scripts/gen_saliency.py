@@ -248,7 +248,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--root', type=Path, help='the benchmark folder (--layout)')
     parser.add_argument('--split', default=None, help='the benchmark split, e.g. train (--layout)')
     parser.add_argument('--border', type=int, default=None,
-                        help="pixels cut from each side of every image (default: the layout's, else 0)")
+                        help="pixels cut from each side of every image (--layout; default: the layout's)")
     parser.add_argument('--resize', choices=RESIZE_CHOICES, default=None,
                         help="resample this modality when a pair's sizes differ (default: the layout's)")
     parser.add_argument('--mode', choices=MODES, default='dgfusion',
@@ -268,8 +268,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
             parser.error('--layout needs --root and --out')
     elif args.opt is None and any(f is None for f in folders):
         parser.error('give --vis, --ir and --out (or -opt OPTIONS.yml, or --layout, --root and --out)')
-    if args.layout is None and any(v is not None for v in (args.root, args.split, args.border)):
-        parser.error('--root, --split and --border need --layout')
+    for flag in ('root', 'split', 'border'):
+        if args.layout is None and getattr(args, flag) is not None:
+            parser.error(f'--{flag} needs --layout')
     if args.border is not None and args.border < 0:
         parser.error(f'--border must be >= 0, got {args.border}')
     if args.workers < 0:

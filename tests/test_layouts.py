@@ -394,3 +394,15 @@ def test_fuse_layout_bad_split_is_setup_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "--split: 'val' is not a split of layout msrs" in err
     assert not (tmp_path / 'o').exists()
+
+
+@pytest.mark.parametrize('script', ['fuse', 'gen_saliency'])
+@pytest.mark.parametrize('args, needle', [
+    (['--layout', 'msrs', '--root', 'r', '--vis', 'v', '--ir', 'i'], 'give either --layout'),
+    (['--vis', 'v', '--ir', 'i', '--border', '4'], 'needs --layout'),
+    (['--layout', 'msrs', '--split', 'test'], 'needs --root'),
+    (['--layout', 'lvip', '--root', 'r'], "invalid choice: 'lvip'")])
+def test_layout_flags_are_checked(tmp_path, capsys, script, args, needle):
+    with pytest.raises(SystemExit) as info:
+        load_script(script).main(args + ['--out', str(tmp_path / 'o')])
+    assert info.value.code == 2 and needle in capsys.readouterr().err

@@ -17,7 +17,7 @@ of its inputs is kept unless ``--force`` (also needed after changing ``--mode``)
 With ``-opt``, every entry under ``datasets:`` that has ``dataroot_vis``, ``dataroot_ir`` and
 ``dataroot_mask`` gets its mask folder filled; relative paths are taken from the current
 directory; an entry given by ``layout`` + ``root`` fills its ``dataroot_mask`` folder, or, when
-absent, the layout's own mask folder (``dgfusion``: ``{split}/MASK``). With ``--layout`` the
+absent, the training set's own mask folder (``dgfusion``: ``train/MASK``). With ``--layout`` the
 pairs are those of a benchmark folder (``basicsr/data/layouts.py``), read with the layout's
 quirks (``--border``/``--resize`` default to the layout's), and the mask of pair ``<stem>`` is
 ``OUT/<stem>.png`` (VTUAV: ``OUT/<sequence>/<frame>.png``), where a training set with the same
@@ -195,8 +195,9 @@ def dataset_runs(opt_path: Path) -> List[MaskRun]:
     for name, entry in datasets.items():
         if isinstance(entry, dict) and entry.get('layout') and entry.get('root'):
             run = _layout_entry_run(opt_path, str(name), entry)
-            if run is not None and run.out.resolve() not in seen:
-                seen.add(run.out.resolve())
+            key = run and (Path(str(entry['root'])).resolve(), entry.get('split'), run.out.resolve())
+            if run is not None and key not in seen:
+                seen.add(key)
                 found.append(run)
             continue
         if not isinstance(entry, dict) or not all(entry.get(k) for k in keys):
@@ -204,8 +205,9 @@ def dataset_runs(opt_path: Path) -> List[MaskRun]:
         if str(entry['dataroot_mask']) == 'auto':  # computed on the fly by the dataset
             continue
         vis, ir, mask = (Path(str(entry[k])).expanduser() for k in keys)
-        if mask.resolve() not in seen:
-            seen.add(mask.resolve())
+        triple = tuple(p.resolve() for p in (vis, ir, mask))
+        if triple not in seen:
+            seen.add(triple)
             found.append(folder_run(str(name), vis, ir, mask))
     if not found:
         raise ConfigError(f"{opt_path}: no entry under datasets has all of {', '.join(keys)} "
@@ -214,9 +216,11 @@ def dataset_runs(opt_path: Path) -> List[MaskRun]:
 
 
 def _layout_entry_run(opt_path: Path, name: str, entry: Dict) -> Optional[MaskRun]:
-    """The mask run of a ``layout`` entry, or None when its masks are computed on the fly."""
+    """The mask run of a ``layout`` entry: its ``dataroot_mask`` folder, else (training set)
+    the layout's own mask folder; None when its masks are computed on the fly or unused."""
     mask = entry.get('dataroot_mask')
-    if mask in ('auto', 'none'):
+    phase = entry.get('phase', 'train' if name == 'train' else 'test')
+    if mask in ('auto', 'none') or (not mask and phase != 'train'):
         return None
     try:
         layout = get_layout(str(entry['layout']))

@@ -291,14 +291,15 @@ def test_layout_masks_from_gen_saliency_are_found_by_training(tmp_path):
 def test_gen_saliency_opt_fills_the_dgfusion_mask_folder(tmp_path, capsys):
     root = tmp_path / 'dgf'
     build_layout(root, 'dgfusion')
-    for mask in (root / 'train' / 'MASK').iterdir():
-        mask.unlink()
+    for split in ('train', 'test'):
+        for mask in (root / split / 'MASK').iterdir():
+            mask.unlink()
     opt = tmp_path / 'opt.yml'
     opt.write_text(yaml.safe_dump({'datasets': {'train': dataset_opt('dgfusion', root, 'train'),
-                                                'val': dataset_opt('dgfusion', root, 'test',
-                                                                   dataroot_mask='auto')}}))
+                                                'val': dataset_opt('dgfusion', root, 'test')}}))
     assert load_script('gen_saliency').main(['-opt', str(opt), '--workers', '0']) == 0
     assert sorted(p.name for p in (root / 'train' / 'MASK').iterdir()) == ['train00.png', 'train01.png']
+    assert not any((root / 'test' / 'MASK').iterdir())  # the validation set reads no masks
     assert '2 written' in capsys.readouterr().out
 
 

@@ -407,3 +407,14 @@ def test_layout_flags_are_checked(tmp_path, capsys, script, args, needle):
     with pytest.raises(SystemExit) as info:
         load_script(script).main(args + ['--out', str(tmp_path / 'o')])
     assert info.value.code == 2 and needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('extra, needle', [
+    ({'root': 'nowhere/MSRS'}, "datasets.train.root: folder 'nowhere/MSRS' does not exist (layout msrs:"),
+    ({'border': -1}, 'datasets.train.border: must be >= 0, got -1'),
+    ({'resize': 'infrared'}, "datasets.train.resize: 'infrared' is not one of ir, vis"),
+    ({'root': None}, 'datasets.train.root: missing: the folder of the msrs benchmark')])
+def test_layout_values_are_checked(tmp_path, extra, needle):
+    root = tmp_path / 'msrs'
+    build_layout(root, 'msrs')
+    assert needle in _problem(_opt_file(tmp_path, {**dataset_opt('msrs', root, 'train'), **extra}))

@@ -24,11 +24,12 @@ import basicsr.losses  # noqa: F401  (fills LOSS_REGISTRY)
 import basicsr.metrics  # noqa: F401  (fills METRIC_REGISTRY)
 import basicsr.models  # noqa: F401  (fills MODEL, OPTIMIZER and SCHEDULER registries)
 from basicsr.archs import DEFAULT_NETWORK_G
-from basicsr.data.pairs import match_folders
+from basicsr.data.layouts import get_layout, layout_pairs
+from basicsr.data.pairs import RESIZE_CHOICES, match_folders
 from basicsr.metrics import CONVENTIONS, DEFAULT_CONVENTION
 from basicsr.models.fusion_model import COMPILE_MODES
 from basicsr.models.precision import PRECISIONS, precision_problem
-from basicsr.utils.errors import ConfigError, DataError, brief
+from basicsr.utils.errors import ConfigError, DataError, DGFusionError, brief
 from basicsr.utils.logger import console
 from basicsr.utils.options import (ARCH_RANGES, DATASET_RANGES, LOADER_KEYS, LOSS_RANGES, NUM,
                                    OPT_STR, OPTIMIZER_RANGES, POSITIVE, REQUIRED, SCHEDULER_RANGES,
@@ -36,9 +37,9 @@ from basicsr.utils.options import (ARCH_RANGES, DATASET_RANGES, LOADER_KEYS, LOS
                                    _fill, _missing_folder, _type_name, _type_ok,
                                    check_name, check_paths, check_ranges, check_train_images,
                                    check_type_section, parse_device, try_build)
-from basicsr.utils.registry import (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY,
-                                    MODEL_REGISTRY, OPTIMIZER_REGISTRY, SCHEDULER_REGISTRY,
-                                    build_from_cfg, did_you_mean, unknown_name)
+from basicsr.utils.registry import (ARCH_REGISTRY, DATASET_REGISTRY, LAYOUT_REGISTRY, LOSS_REGISTRY,
+                                    METRIC_REGISTRY, MODEL_REGISTRY, OPTIMIZER_REGISTRY,
+                                    SCHEDULER_REGISTRY, build_from_cfg, did_you_mean, unknown_name)
 from basicsr.utils.yaml_io import dump_yaml, load_yaml_file, parse_scalar
 
 TRAIN_SCHEMA: Dict[str, Any] = {
@@ -220,6 +221,16 @@ def validate_datasets(opt: Dict[str, Any], probs: Problems, is_train: bool,
         kwargs = {k: v for k, v in ds.items() if k not in LOADER_KEYS}
         check_type_section(DATASET_REGISTRY, {'type': ds['type'], **kwargs}, prefix, probs)
         check_ranges(ds, DATASET_RANGES, prefix, probs)
+        if ds.get('resize') is not None and ds['resize'] not in RESIZE_CHOICES:
+            probs.add(prefix + 'resize', f"{brief(ds['resize'])} is not one of "
+                      f"{', '.join(RESIZE_CHOICES)}" + did_you_mean(ds['resize'], RESIZE_CHOICES))
+        if ds.get('layout') is not None:
+            _check_layout(ds, phase, prefix, probs)
+            continue
+        for key in ('dataroot_vis', 'dataroot_ir'):
+            if ds.get(key) in (None, '') and not any(i.startswith(prefix + key) for i in probs.items):
+                probs.add(prefix + key, 'missing: a folder of images (or give layout and root: '
+                          f"one of {', '.join(LAYOUT_REGISTRY.keys())})")
         roots = {}
         for key in ('dataroot_vis', 'dataroot_ir', 'dataroot_mask'):
             root = ds.get(key)
@@ -258,6 +269,62 @@ def _scan_files(pairs, phase: str, probs: Problems) -> None:
     from basicsr.data.scan import scan_pairs
     for problem in scan_pairs(pairs):
         probs.add(f"datasets.{phase}", problem)
+
+
+def _check_layout(ds: Dict[str, Any], phase: str, prefix: str, probs: Problems) -> None:
+    """A dataset given by ``layout`` + ``root`` (+ ``split``): the layout is known, it does not
+    meet ``dataroot_vis/ir``, its folders exist, and (training) its names match."""
+    name = ds['layout']
+    for key in ('dataroot_vis', 'dataroot_ir'):
+        if ds.get(key) not in (None, ''):
+            probs.add(prefix + key, f"excludes layout ({brief(name)}): give either layout and "
+                      f"root, or dataroot_vis and dataroot_ir")
+    if not isinstance(name, str) or any(i.startswith(prefix + 'layout') for i in probs.items):
+        return  # a type problem is reported by the constructor check
+    if name not in LAYOUT_REGISTRY:
+        probs.add(prefix + 'layout', unknown_name('layout', name, LAYOUT_REGISTRY.keys()))
+        return
+    layout = get_layout(name)
+    split, root = ds.get('split'), ds.get('root')
+    problem = layout.split_problem(split)
+    if problem:
+        probs.add(prefix + 'split', problem)
+        return
+    if not isinstance(root, str) or not root:
+        probs.add(prefix + 'root', f"missing: the folder of the {name} benchmark "
+                  f"({layout.structure})")
+        return
+    try:
+        groups = layout.groups(root, split)
+    except DGFusionError as exc:
+        probs.add(prefix + 'root', str(exc))
+        return
+    mask = ds.get('dataroot_mask')
+    train = ds['phase'] == 'train'
+    if train and mask not in ('auto', 'none'):
+        if isinstance(mask, str) and mask:
+            if not Path(mask).is_dir():
+                probs.add(prefix + 'dataroot_mask', _missing_folder(mask, 'dataroot_mask', probs.source))
+                return
+        elif layout.has_mask:
+            absent = [g.mask for g in groups if g.mask is not None and not g.mask.is_dir()]
+            if absent:
+                probs.add(prefix + 'dataroot_mask', f"absent, so the layout's mask folder is used: "
+                          + _missing_folder(str(absent[0]), 'dataroot_mask', probs.source))
+                return
+    if phase == 'train' and not any(item.startswith(prefix) for item in probs.items):
+        uses_folder = mask not in ('auto', 'none') and (bool(mask) or layout.has_mask)
+        try:
+            pairs, _ = layout_pairs(layout, root, split, mask if isinstance(mask, str) and mask
+                                    not in ('auto', 'none') else None, masks=uses_folder,
+                                    strict=True)
+        except DGFusionError as exc:
+            probs.add(f"datasets.{phase}", str(exc)[:400])
+        else:
+            border = ds.get('border')
+            border = layout.border if border is None else border
+            check_train_images(pairs, ds.get('patch_size', 128), prefix, probs,
+                               border if isinstance(border, int) else 0)
 
 
 def _check_milestones(train: Dict[str, Any], probs: Problems) -> None:

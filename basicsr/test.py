@@ -29,8 +29,9 @@ logger = logging.getLogger('basicsr.test')
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description='DGFusion testing')
     p.add_argument('-opt', '--opt', required=True, help='YAML option file')
-    p.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
-                   help='override an existing option, e.g. --set device=cpu (repeatable)')
+    p.add_argument('--set', dest='overrides', action='extend', nargs='+', default=[],
+                   metavar='KEY=VALUE',
+                   help='override options, e.g. --set device=cpu (one or more KEY=VALUE, repeatable)')
     p.add_argument('--dry-run', action='store_true', help='validate and print the resolved options')
     p.add_argument('--tile', type=int, default=None,
                    help='fuse in overlapping N x N tiles (N >= 32) to save memory; the output '

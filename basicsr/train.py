@@ -16,9 +16,11 @@ def parse_args(argv: Optional[List[str]] = None, test: bool = False) -> argparse
     p = argparse.ArgumentParser(description='DGFusion ' + ('testing' if test else 'training'))
     p.add_argument('-opt', '--opt', required=True, help='YAML option file')
     example = 'val.metrics.convention=tang' if test else 'train.total_iter=1000'
-    p.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
-                   help=f'override an option, e.g. --set {example} (repeatable; any key the '
-                        f'README options reference lists, also when the file leaves it out)')
+    p.add_argument('--set', dest='overrides', action='extend', nargs='+', default=[],
+                   metavar='KEY=VALUE',
+                   help=f'override options, e.g. --set {example} (one or more KEY=VALUE, '
+                        f'repeatable; any key the README options reference lists, also when the '
+                        f'file leaves it out)')
     p.add_argument('--dry-run', action='store_true',
                    help='run every check of a real run (options, data, output folder), print the '
                         'resolved options, do no work')

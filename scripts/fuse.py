@@ -6,6 +6,7 @@ Usage (from the repository root)::
     python scripts/fuse.py --weights CKPT --vis vis.png --ir ir.tif --out fused.png
     python scripts/fuse.py --weights CKPT --vis VIS_DIR --ir IR_DIR --out OUT_DIR
     python scripts/fuse.py --weights CKPT --vis vis.mp4 --ir ir.mp4 --out fused.avi [--frames]
+    python scripts/fuse.py --weights CKPT --layout msrs --root DIR --split test --out OUT_DIR
         [--device auto|cpu|cuda|cuda:N] [--batch N] [--no-ema] [--tile N [--tile-overlap M]]
         [--ir-range minmax|percentile:LO,HI|fixed:LO,HI] [--resize ir|vis]
         [--save fused grid mask] [--ext png] [--max-memory GIB]
@@ -25,6 +26,12 @@ stream's frame rate (``.avi``: MJPG, ``.mp4``/``.mov``: mp4v), or as numbered PN
 the ``--out`` folder with ``--frames``. Any size works and the output has the input's size;
 pairs of different sizes are an error unless ``--resize ir`` (infrared resampled to the
 visible size) or ``--resize vis``.
+
+``--layout NAME --root DIR [--split S]`` takes the pairs of a public benchmark from its own
+folders (dronevehicle, llvip, msrs, m3fd, vtuav, dgfusion; ``basicsr/data/layouts.py``) with its
+quirks: ``--border`` and ``--resize`` default to the layout's (DroneVehicle's 100-pixel frame is
+cut; VTUAV's infrared frames are resampled to the visible size and its pairs are written as
+``OUT/<sequence>/<frame>``).
 
 ``--save`` picks what is written: ``fused`` (default), ``grid`` (vis | ir | fused side by
 side) and ``mask`` (the VSM visible-weight mask); in folder mode they go to ``OUT/``,
@@ -68,6 +75,7 @@ from basicsr.utils.fs import ensure_writable_dir, ensure_writable_file  # noqa: 
 from basicsr.utils.img_util import IMAGE_EXTENSIONS, tensor2img, write_image  # noqa: E402
 from basicsr.inference.fusion import resolve_overlap  # noqa: E402
 from basicsr.inference.baselines import BASELINES, BaselineModel  # noqa: E402
+from basicsr.data.layouts import LAYOUTS, get_layout, layout_pairs  # noqa: E402
 from basicsr.inference.loader import REFERENCE_WEIGHTS, REPO_ROOT, find_checkpoint  # noqa: E402
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, unit_to_u8  # noqa: E402
 from basicsr.utils.options import parse_device  # noqa: E402
@@ -84,8 +92,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--weights', type=Path, default=None,
                         help=f'checkpoint file or checkpoints folder (default: the reference model '
                              f'{REFERENCE_WEIGHTS.relative_to(REPO_ROOT)})')
-    parser.add_argument('--vis', required=True, type=Path, help='visible image, folder or video')
-    parser.add_argument('--ir', required=True, type=Path, help='infrared image, folder or video')
+    parser.add_argument('--vis', type=Path, help='visible image, folder or video')
+    parser.add_argument('--ir', type=Path, help='infrared image, folder or video')
+    parser.add_argument('--layout', choices=LAYOUTS, default=None,
+                        help='a benchmark folder layout under --root instead of --vis/--ir')
+    parser.add_argument('--root', type=Path, default=None, help='the benchmark folder (--layout)')
+    parser.add_argument('--split', default=None, help='the benchmark split, e.g. test (--layout)')
+    parser.add_argument('--border', type=int, default=None,
+                        help="pixels cut from each side of every image (--layout; default: the layout's)")
     parser.add_argument('--out', required=True, type=Path,
                         help='output image, folder or video (a folder with --frames)')
     parser.add_argument('--frames', action='store_true', help='video input: write PNG frames into --out')
@@ -108,7 +122,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='torch (checkpoint), onnx (--weights is a .onnx file from '
                              'scripts/export_onnx.py, run in onnxruntime on the CPU), or a '
                              'weight-free baseline: average, maximum')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.layout is None:
+        if args.vis is None or args.ir is None:
+            parser.error('give --vis and --ir (or --layout and --root)')
+        for flag in ('root', 'split', 'border'):
+            if getattr(args, flag) is not None:
+                parser.error(f'--{flag} needs --layout')
+    else:
+        if args.vis is not None or args.ir is not None:
+            parser.error('give either --layout and --root, or --vis and --ir')
+        if args.root is None:
+            parser.error('--layout needs --root')
+    if args.border is not None and args.border < 0:
+        parser.error(f'--border must be >= 0, got {args.border}')
+    return args
 
 
 # ---------------------------------------------------------------- inputs
@@ -171,7 +199,8 @@ def file_items(jobs: List[Dict[str, Path]], unmatched: List[Tuple[str, str]],
         yield Item(stem, error=message)
     for job in jobs:
         try:
-            yield Item(job['stem'], read_pair(job['vis'], job['ir'], rule, args.resize, stem=job['stem']))
+            yield Item(job['stem'], read_pair(job['vis'], job['ir'], rule, args.resize,
+                                              stem=job['stem'], border=args.border or 0))
         except PAIR_ERRORS as err:
             yield Item(job['stem'], error=one_line(err))
 
@@ -329,9 +358,27 @@ def folder_sinks(out: Path, ext: str, save: Sequence[str]) -> Dict[str, object]:
     return sinks
 
 
+def plan_layout(args: argparse.Namespace, ext: str) -> Plan:
+    """``--layout``: the benchmark's pairs under ``--root``, written as ``OUT/<stem>``."""
+    layout = get_layout(args.layout)
+    args.border = layout.border if args.border is None else args.border
+    args.resize = layout.resize if args.resize is None else args.resize
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out: {args.out} is a file; --layout needs an output folder")
+    try:
+        jobs, unmatched = layout_pairs(layout, args.root, args.split)
+    except ConfigError as err:
+        raise ConfigError(f"--{err}") from None  # 'split: ...' -> '--split: ...'
+    sinks = folder_sinks(args.out, ext, args.save)
+    return Plan('folder', lambda: file_items(jobs, unmatched, args), len(jobs) + len(unmatched),
+                sinks, f"{args.out}")
+
+
 def plan_run(args: argparse.Namespace, warnings: List[str]) -> Plan:
     """Classify the inputs, check every output location, and say how to produce the items."""
     ext = check_ext(args.ext)
+    if args.layout is not None:
+        return plan_layout(args, ext)
     vis, ir, out = args.vis, args.ir, args.out
     for role, path in (('--vis', vis), ('--ir', ir)):
         if out.resolve() == path.resolve():

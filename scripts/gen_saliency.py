@@ -5,6 +5,8 @@ Usage (from the repository root)::
     python scripts/gen_saliency.py --vis DIR --ir DIR --out DIR [--mode dgfusion|weighted]
                                    [--workers N] [--force]
     python scripts/gen_saliency.py -opt options/train/dgfusion_msrs.yml [--force]
+    python scripts/gen_saliency.py --layout msrs --root DIR --split train --out DIR
+                                   [--border N] [--resize ir|vis]
 
 Pairs are matched by file stem across png/jpg/jpeg/bmp/tif/tiff; each mask is written as
 ``<stem>.png`` (the visible image's stem, 8-bit, 0/255 in dgfusion mode). Images are read
@@ -14,7 +16,12 @@ of its inputs is kept unless ``--force`` (also needed after changing ``--mode``)
 
 With ``-opt``, every entry under ``datasets:`` that has ``dataroot_vis``, ``dataroot_ir`` and
 ``dataroot_mask`` gets its mask folder filled; relative paths are taken from the current
-directory. Failed pairs (unreadable file, size mismatch, unmatched stem) are
+directory; an entry given by ``layout`` + ``root`` fills its ``dataroot_mask`` folder, or, when
+absent, the training set's own mask folder (``dgfusion``: ``train/MASK``). With ``--layout`` the
+pairs are those of a benchmark folder (``basicsr/data/layouts.py``), read with the layout's
+quirks (``--border``/``--resize`` default to the layout's), and the mask of pair ``<stem>`` is
+``OUT/<stem>.png`` (VTUAV: ``OUT/<sequence>/<frame>.png``), where a training set with the same
+layout and ``dataroot_mask: OUT`` finds it. Failed pairs (unreadable file, size mismatch, unmatched stem) are
 reported by name on stderr, the others are still done, and the exit status is 1. Every mask
 folder is checked for writing before any work (exit 2 when one cannot be written); Ctrl-C
 keeps the masks already written and exits 130.
@@ -30,27 +37,43 @@ import argparse  # noqa: E402
 import multiprocessing  # noqa: E402
 import os  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from typing import Iterable, List, Optional, Tuple  # noqa: E402
+from typing import Callable, Dict, Iterable, List, Optional, Tuple  # noqa: E402
 
 import cv2  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from basicsr.data.pairs import match_folders  # noqa: E402
+from basicsr.data.layouts import LAYOUTS, get_layout, layout_pairs  # noqa: E402
+from basicsr.data.pairs import RESIZE_CHOICES, match_folders, read_sources  # noqa: E402
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP,  # noqa: E402
                                   ConfigError, DataError, DGFusionError, first_line)
 from basicsr.utils.fs import ensure_writable_dir  # noqa: E402
-from basicsr.utils.img_util import read_image  # noqa: E402
 from basicsr.utils.saliency import MODES, saliency_mask_u8  # noqa: E402
 from basicsr.utils.yaml_io import load_yaml_file  # noqa: E402
 
 @dataclass(frozen=True)
 class PairJob:
-    """One mask to make: ``vis`` + ``ir`` -> ``out`` (a PNG)."""
+    """One mask to make: ``vis`` + ``ir`` -> ``out`` (a PNG), after cutting ``border`` pixels
+    from each side and resampling ``resize`` (``'ir'``/``'vis'``) when the sizes differ."""
     name: str
     vis: Path
     ir: Path
     out: Path
     mode: str
+    border: int = 0
+    resize: Optional[str] = None
+
+
+Found = Tuple[List[Dict[str, Path]], List[Tuple[str, str]]]
+
+
+@dataclass
+class MaskRun:
+    """One mask folder to fill: ``find()`` gives its pairs (as ``match_folders``)."""
+    name: str
+    out: Path
+    find: Callable[[], Found]
+    border: int = 0
+    resize: Optional[str] = None
 
 
 @dataclass
@@ -60,11 +83,26 @@ class Tally:
     failed: int = 0
 
 
-def match_pairs(vis_dir: Path, ir_dir: Path, out_dir: Path,
-                mode: str) -> Tuple[List[PairJob], List[Tuple[str, str]]]:
-    """Pair the two folders by stem. Returns (jobs, failures as (name, reason))."""
-    pairs, unmatched = match_folders(vis_dir, ir_dir)
-    jobs = [PairJob(p['stem'], p['vis'], p['ir'], out_dir / f"{p['stem']}.png", mode) for p in pairs]
+def folder_run(name: str, vis_dir: Path, ir_dir: Path, out_dir: Path) -> MaskRun:
+    """Two folders paired by stem."""
+    return MaskRun(name, out_dir, lambda: match_folders(vis_dir, ir_dir))
+
+
+def layout_run(name: str, layout: str, root: Path, split: Optional[str], out_dir: Path,
+               border: Optional[int] = None, resize: Optional[str] = None) -> MaskRun:
+    """The pairs of a benchmark layout (its border and resize unless given)."""
+    chosen = get_layout(layout)
+    chosen.groups(root, split)  # a missing folder or split is a setup error, found first
+    return MaskRun(name, out_dir, lambda: layout_pairs(chosen, root, split),
+                   chosen.border if border is None else border,
+                   chosen.resize if resize is None else resize)
+
+
+def match_pairs(run: MaskRun, mode: str) -> Tuple[List[PairJob], List[Tuple[str, str]]]:
+    """The jobs of ``run``. Returns (jobs, failures as (name, reason))."""
+    pairs, unmatched = run.find()
+    jobs = [PairJob(p['stem'], p['vis'], p['ir'], run.out / f"{p['stem']}.png", mode, run.border,
+                    run.resize) for p in pairs]
     return jobs, unmatched
 
 
@@ -80,7 +118,8 @@ def is_up_to_date(job: PairJob) -> bool:
 def make_mask(job: PairJob) -> Tuple[str, Optional[str]]:
     """Compute and write one mask. Returns (name, None) or (name, error message)."""
     try:
-        vis, ir = read_image(job.vis), read_image(job.ir)
+        vis, ir = read_sources(job.vis, job.ir, job.border, job.resize)
+        job.out.parent.mkdir(parents=True, exist_ok=True)  # <sequence>/ of a layout
         try:
             mask = saliency_mask_u8(vis, ir, job.mode)
         except DataError as exc:
@@ -121,11 +160,12 @@ def run_jobs(jobs: List[PairJob], workers: int,
         bar.close()
 
 
-def generate(vis_dir: Path, ir_dir: Path, out_dir: Path, mode: str = 'dgfusion',
-             workers: int = 0, force: bool = False, desc: str = 'masks') -> Tally:
-    """Fill ``out_dir`` with the masks of all pairs; failures go to stderr by name."""
+def generate(run: MaskRun, mode: str = 'dgfusion', workers: int = 0, force: bool = False,
+             desc: str = 'masks') -> Tally:
+    """Fill ``run.out`` with the masks of all pairs; failures go to stderr by name."""
     tally = Tally()
-    jobs, failures = match_pairs(vis_dir, ir_dir, out_dir, mode)
+    out_dir = run.out
+    jobs, failures = match_pairs(run, mode)
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"{out_dir}: exists and is not a folder (expected the mask output folder)")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -142,15 +182,24 @@ def generate(vis_dir: Path, ir_dir: Path, out_dir: Path, mode: str = 'dgfusion',
     return tally
 
 
-def dataset_folders(opt_path: Path) -> List[Tuple[str, Path, Path, Path]]:
-    """(dataset name, vis, ir, mask) folders of every complete entry under ``datasets:``."""
+def dataset_runs(opt_path: Path) -> List[MaskRun]:
+    """The mask folder of every complete entry under ``datasets:``: ``dataroot_vis``,
+    ``dataroot_ir`` and ``dataroot_mask``, or ``layout`` and ``root`` (see the module doc)."""
     opt = load_yaml_file(opt_path)  # safe, bounded, duplicate keys refused
     datasets = opt.get('datasets') if isinstance(opt, dict) else None
     if not isinstance(datasets, dict):
         raise ConfigError(f"{opt_path}: datasets: missing or not a mapping")
     keys = ('dataroot_vis', 'dataroot_ir', 'dataroot_mask')
-    found, seen = [], set()
+    found: List[MaskRun] = []
+    seen = set()
     for name, entry in datasets.items():
+        if isinstance(entry, dict) and entry.get('layout') and entry.get('root'):
+            run = _layout_entry_run(opt_path, str(name), entry)
+            key = run and (Path(str(entry['root'])).resolve(), entry.get('split'), run.out.resolve())
+            if run is not None and key not in seen:
+                seen.add(key)
+                found.append(run)
+            continue
         if not isinstance(entry, dict) or not all(entry.get(k) for k in keys):
             continue
         if str(entry['dataroot_mask']) == 'auto':  # computed on the fly by the dataset
@@ -159,10 +208,37 @@ def dataset_folders(opt_path: Path) -> List[Tuple[str, Path, Path, Path]]:
         triple = tuple(p.resolve() for p in (vis, ir, mask))
         if triple not in seen:
             seen.add(triple)
-            found.append((str(name), vis, ir, mask))
+            found.append(folder_run(str(name), vis, ir, mask))
     if not found:
-        raise ConfigError(f"{opt_path}: no entry under datasets has all of {', '.join(keys)}")
+        raise ConfigError(f"{opt_path}: no entry under datasets has all of {', '.join(keys)} "
+                          f"(or layout and root with a mask folder)")
     return found
+
+
+def _layout_entry_run(opt_path: Path, name: str, entry: Dict) -> Optional[MaskRun]:
+    """The mask run of a ``layout`` entry: its ``dataroot_mask`` folder, else (training set)
+    the layout's own mask folder; None when its masks are computed on the fly or unused."""
+    mask = entry.get('dataroot_mask')
+    phase = entry.get('phase', 'train' if name == 'train' else 'test')
+    if mask in ('auto', 'none') or (not mask and phase != 'train'):
+        return None
+    try:
+        layout = get_layout(str(entry['layout']))
+        split = entry.get('split')
+        root = Path(str(entry['root'])).expanduser()
+        if mask:
+            out = Path(str(mask)).expanduser()
+        elif layout.has_mask:
+            masks = [g.mask for g in layout.groups(root, split)]
+            if len(masks) != 1:  # no shipped layout with masks has several folder pairs
+                return None
+            out = masks[0]
+        else:
+            return None
+        return layout_run(name, layout.name, root, split, out, entry.get('border'),
+                          entry.get('resize'))
+    except DGFusionError as exc:
+        raise ConfigError(f"{opt_path}: datasets.{name}: {exc}") from None
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -171,6 +247,14 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--vis', type=Path, help='visible image folder')
     parser.add_argument('--ir', type=Path, help='infrared image folder')
     parser.add_argument('--out', type=Path, help='mask output folder')
+    parser.add_argument('--layout', choices=LAYOUTS, default=None,
+                        help='a benchmark folder layout under --root instead of --vis/--ir')
+    parser.add_argument('--root', type=Path, help='the benchmark folder (--layout)')
+    parser.add_argument('--split', default=None, help='the benchmark split, e.g. train (--layout)')
+    parser.add_argument('--border', type=int, default=None,
+                        help="pixels cut from each side of every image (--layout; default: the layout's)")
+    parser.add_argument('--resize', choices=RESIZE_CHOICES, default=None,
+                        help="resample this modality when a pair's sizes differ (default: the layout's)")
     parser.add_argument('--mode', choices=MODES, default='dgfusion',
                         help='dgfusion: binary map of the published script (default); '
                              'weighted: S_vis / (S_vis + S_ir)')
@@ -179,10 +263,20 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--force', action='store_true', help='redo masks that are up to date')
     args = parser.parse_args(argv)
     folders = (args.vis, args.ir, args.out)
-    if args.opt is not None and any(f is not None for f in folders):
-        parser.error('give either -opt or --vis/--ir/--out, not both')
-    if args.opt is None and any(f is None for f in folders):
-        parser.error('give --vis, --ir and --out (or -opt OPTIONS.yml)')
+    if args.opt is not None and any(f is not None for f in folders + (args.layout, args.root)):
+        parser.error('give either -opt or --vis/--ir/--out (or --layout/--root/--out), not both')
+    if args.layout is not None:
+        if args.vis is not None or args.ir is not None:
+            parser.error('give either --layout and --root, or --vis and --ir')
+        if args.root is None or args.out is None:
+            parser.error('--layout needs --root and --out')
+    elif args.opt is None and any(f is None for f in folders):
+        parser.error('give --vis, --ir and --out (or -opt OPTIONS.yml, or --layout, --root and --out)')
+    for flag in ('root', 'split', 'border'):
+        if args.layout is None and getattr(args, flag) is not None:
+            parser.error(f'--{flag} needs --layout')
+    if args.border is not None and args.border < 0:
+        parser.error(f'--border must be >= 0, got {args.border}')
     if args.workers < 0:
         parser.error(f'--workers must be >= 0, got {args.workers}')
     return args
@@ -192,17 +286,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
         if args.opt is not None:
-            runs = dataset_folders(args.opt)
+            runs = dataset_runs(args.opt)
+        elif args.layout is not None:
+            try:
+                runs = [layout_run('', args.layout, args.root, args.split, args.out, args.border,
+                                   args.resize)]
+            except ConfigError as exc:
+                raise ConfigError(f"--{exc}") from None  # 'split: ...' -> '--split: ...'
         else:
-            runs = [('', args.vis, args.ir, args.out)]
-        for name, _, _, out in runs:  # every output before any work
-            ensure_writable_dir(out, f"datasets.{name} mask folder" if name else 'mask folder')
+            runs = [folder_run('', args.vis, args.ir, args.out)]
+            if args.resize is not None:
+                runs[0].resize = args.resize
+        for run in runs:  # every output before any work
+            ensure_writable_dir(run.out, f"datasets.{run.name} mask folder" if run.name else 'mask folder')
         any_failed = False
-        for name, vis, ir, out in runs:
+        for run in runs:
+            name, out = run.name, run.out
             prefix = f"datasets.{name}: " if name else ''
             try:
-                tally = generate(vis, ir, out, args.mode, args.workers, args.force,
-                                 desc=name or 'masks')
+                tally = generate(run, args.mode, args.workers, args.force, desc=name or 'masks')
             except DataError as exc:  # a missing folder stops this dataset, not the others
                 print(f"error: {prefix}{exc}", file=sys.stderr)
                 any_failed = True

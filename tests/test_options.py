@@ -32,7 +32,14 @@ def materialise_paths(opt_file: Path, root: Path) -> Path:
     import numpy as np
     import torch
     from basicsr.utils.yaml_io import load_yaml_file
+    from basicsr.data.layouts import get_layout
     opt = load_yaml_file(opt_file)
+    for ds in opt['datasets'].values():  # a benchmark layout: its own folders under root
+        if 'layout' in ds:
+            group = get_layout(ds['layout']).folders(Path(ds['root']), ds.get('split'))[0]
+            ds.update(dataroot_vis=str(group.vis), dataroot_ir=str(group.ir))
+            if group.mask is not None and 'dataroot_mask' not in ds:
+                ds['dataroot_mask'] = str(group.mask)
     roots = [ds[k] for ds in opt['datasets'].values()
              for k in ('dataroot_vis', 'dataroot_ir', 'dataroot_mask') if k in ds]
     ckpt = (opt.get('path') or {}).get('pretrain_network_g')

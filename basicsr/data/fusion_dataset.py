@@ -6,11 +6,12 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 from torch.utils.data import Dataset
 
-from basicsr.data.pairs import Pair, match_folders, read_pair
+from basicsr.data.layouts import get_layout, layout_pairs
+from basicsr.data.pairs import RESIZE_CHOICES, Pair, match_folders, read_pair, read_sources
 from basicsr.data.transforms import paired_augment, paired_random_crop
-from basicsr.utils.errors import DataError, one_line
+from basicsr.utils.errors import ConfigError, DataError, one_line
 from basicsr.utils.image_check import inspect_image
-from basicsr.utils.img_util import img2tensor, ir_to_gray, read_image
+from basicsr.utils.img_util import img2tensor, ir_to_gray
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, to_unit
 from basicsr.utils.registry import DATASET_REGISTRY
 
@@ -58,11 +59,22 @@ class PairedFusionDataset(Dataset):
     folder only are listed in ``unmatched`` (``(stem, message)``) instead of failing the set.
 
     Args:
-        dataroot_vis: folder of visible images.
+        dataroot_vis: folder of visible images (or give ``layout`` and ``root``).
         dataroot_ir: folder of infrared images, same stems.
         dataroot_mask: folder of visible-weight masks (same stems; 8-bit 0/255 or 16-bit);
             ``'auto'`` or absent: VSM masks computed from each full pair on the fly (train
-            phase); ``'none'``: no masks.
+            phase); ``'none'``: no masks. With a ``layout`` that ships masks (``dgfusion``),
+            absent means the layout's mask folder; ``'auto'`` still computes them.
+        layout: a benchmark layout (``basicsr.data.layouts``: dronevehicle, llvip, msrs, m3fd,
+            vtuav, dgfusion) that finds the folders under ``root``; excludes ``dataroot_vis``
+            and ``dataroot_ir``.
+        root: the benchmark's folder (with ``layout``).
+        split: the benchmark's split (``train``, ``test``, ...) where the layout has splits.
+        border: pixels cut from each side of every image (absent: the layout's, 100 for
+            dronevehicle's white frame, else 0).
+        resize: when a pair's sizes differ, ``'ir'`` resamples the infrared image to the
+            visible size, ``'vis'`` the visible to the infrared size (absent: the layout's,
+            ``'ir'`` for vtuav, else an error).
         phase: ``'train'`` (random crop + augmentation, masks) or ``'test'`` (whole images).
         patch_size: training crop size.
         use_hflip: random horizontal flips (train).
@@ -76,29 +88,52 @@ class PairedFusionDataset(Dataset):
             unreadable before training stops.
     """
 
-    def __init__(self, dataroot_vis: str, dataroot_ir: str, dataroot_mask: Optional[str] = None,
+    def __init__(self, dataroot_vis: Optional[str] = None, dataroot_ir: Optional[str] = None,
+                 dataroot_mask: Optional[str] = None,
                  phase: str = 'test', patch_size: int = 128, use_hflip: bool = True,
                  use_rot: bool = True, enlarge_ratio: int = 1, mask_mode: str = 'dgfusion',
                  cache_masks: bool = True, ir_range: str = DEFAULT_IR_RANGE,
-                 max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> None:
+                 max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+                 layout: Optional[str] = None, root: Optional[str] = None,
+                 split: Optional[str] = None, border: Optional[int] = None,
+                 resize: Optional[str] = None) -> None:
         if phase not in ('train', 'test'):
             raise DataError(f"phase must be 'train' or 'test', got '{phase}'")
         if mask_mode not in ('dgfusion', 'weighted'):
             raise DataError(f"mask_mode must be 'dgfusion' or 'weighted', got '{mask_mode}'")
         if enlarge_ratio < 1 or patch_size < 1:
             raise DataError(f"enlarge_ratio and patch_size must be >= 1, got {enlarge_ratio}, {patch_size}")
+        if resize not in (None,) + RESIZE_CHOICES:
+            raise ConfigError(f"resize: '{resize}' is not one of {', '.join(RESIZE_CHOICES)}")
+        if border is not None and border < 0:
+            raise ConfigError(f"border: must be >= 0, got {border}")
+        chosen = get_layout(layout) if layout is not None else None
+        if chosen is not None and (dataroot_vis or dataroot_ir):
+            raise ConfigError("layout and dataroot_vis/dataroot_ir exclude each other: give one")
+        if chosen is None and not (dataroot_vis and dataroot_ir):
+            raise ConfigError("give dataroot_vis and dataroot_ir, or layout and root")
+        if chosen is not None and not root:
+            raise ConfigError(f"root: required by layout {layout} (the benchmark's folder)")
+        self.border = border if border is not None else (chosen.border if chosen else 0)
+        self.resize = resize if resize is not None else (chosen.resize if chosen else None)
         mask_dir = None
         self.mask_source = None
         if phase == 'train' and dataroot_mask != 'none':
-            if dataroot_mask in (None, '', 'auto'):
+            if dataroot_mask == 'auto' or (dataroot_mask in (None, '') and not (
+                    chosen is not None and chosen.has_mask)):
                 self.mask_source = 'auto'
             else:
                 self.mask_source = 'folder'
-                mask_dir = dataroot_mask
+                mask_dir = dataroot_mask or None
         self.ir_range = parse_ir_range(ir_range, 'ir_range')
         self.unmatched: List[Tuple[str, str]] = []
-        self.pairs, self.unmatched = match_folders(dataroot_vis, dataroot_ir, mask_dir,
-                                                   strict=phase == 'train')
+        if chosen is not None:
+            self.pairs, self.unmatched = layout_pairs(
+                chosen, root, split, mask_dir, masks=self.mask_source == 'folder',
+                strict=phase == 'train')
+        else:
+            self.pairs, self.unmatched = match_folders(dataroot_vis, dataroot_ir, mask_dir,
+                                                       strict=phase == 'train')
         self.phase, self.patch_size = phase, patch_size
         self.use_hflip, self.use_rot, self.enlarge_ratio = use_hflip, use_rot, enlarge_ratio
         self.mask_mode, self.cache_masks = mask_mode, cache_masks
@@ -132,7 +167,8 @@ class PairedFusionDataset(Dataset):
     def read(self, index: int) -> Pair:
         """Test phase: pair ``index`` as :func:`read_pair` gives it (DataError if unreadable)."""
         pair = self.pairs[index]
-        return read_pair(pair['vis'], pair['ir'], self.ir_range, stem=pair['stem'])
+        return read_pair(pair['vis'], pair['ir'], self.ir_range, self.resize, stem=pair['stem'],
+                         border=self.border)
 
     def __getitem__(self, key: Union[int, Tuple[int, int]]) -> Dict[str, Any]:
         """``key`` is an index, or (index, augmentation seed) as the training sampler yields."""
@@ -170,11 +206,12 @@ class PairedFusionDataset(Dataset):
         pair = self.pairs[index]
         for role in ('vis', 'ir', 'mask') if self.mask_source == 'folder' else ('vis', 'ir'):
             inspect_image(pair[role])  # whole files only: a decoder fills a cut JPEG with gray
-        vis_raw, ir_file = read_image(pair['vis']), read_image(pair['ir'])
+        vis_raw, ir_file = read_sources(pair['vis'], pair['ir'], self.border, self.resize)
         ir_raw = ir_to_gray(ir_file)
         if vis_raw.shape[:2] != ir_raw.shape[:2]:
             raise DataError(f"{pair['vis']} is {vis_raw.shape[0]}x{vis_raw.shape[1]} but "
-                            f"{pair['ir']} is {ir_raw.shape[0]}x{ir_raw.shape[1]}")
+                            f"{pair['ir']} is {ir_raw.shape[0]}x{ir_raw.shape[1]} (resample one "
+                            f"with resize: ir|vis)")
         vis_gray = vis_raw.ndim == 2
         vis = to_unit(vis_raw, self.ir_range)
         vis = np.repeat(vis[:, :, None], 3, axis=2) if vis_gray else vis

@@ -69,8 +69,44 @@ def _resample(img: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     return out
 
 
+def crop_border(img: np.ndarray, border: int, name: str) -> np.ndarray:
+    """``img`` without ``border`` pixels on each of its four sides ((H,W) or (H,W,C)).
+
+    Raises:
+        DataError: the image is not larger than two borders (names the file ``name``).
+    """
+    if border <= 0:
+        return img
+    h, w = img.shape[:2]
+    if h <= 2 * border or w <= 2 * border:
+        raise DataError(f"{name} is {h}x{w}: too small to cut a {border}-pixel border "
+                        f"from each side")
+    return img[border:h - border, border:w - border]
+
+
+def read_sources(vis: Union[str, Path], ir: Union[str, Path], border: int = 0,
+                 resize: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Both files as stored ((H,W) or (H,W,3) RGB, uint8/uint16), ``border`` pixels cut from
+    each side, and with ``resize`` (``'ir'`` or ``'vis'``) that modality resampled to the
+    other's size: what training and the saliency masks read (the test phase: :func:`read_pair`).
+    Without ``resize`` the sizes may still differ: the caller names the mismatch.
+
+    Raises:
+        DataError: unreadable file, or too small for the border.
+    """
+    vis_raw = crop_border(_load(vis)[0], border, str(vis))
+    ir_raw = crop_border(_load(ir)[0], border, str(ir))
+    vis_hw, ir_hw = vis_raw.shape[:2], ir_raw.shape[:2]
+    if vis_hw != ir_hw and resize == 'ir':
+        ir_raw = _resample(ir_raw, vis_hw)
+    elif vis_hw != ir_hw and resize == 'vis':
+        vis_raw = _resample(vis_raw, ir_hw)
+    return vis_raw, ir_raw
+
+
 def read_pair(vis: Source, ir: Source, ir_range: IrRange = IrRange(), resize: Optional[str] = None,
-              ir_limits: Optional[Limits] = None, stem: Optional[str] = None) -> Pair:
+              ir_limits: Optional[Limits] = None, stem: Optional[str] = None,
+              border: int = 0) -> Pair:
     """Read one pair (files, or decoded arrays as stored: RGB/gray, uint8/uint16).
 
     Args:
@@ -80,14 +116,18 @@ def read_pair(vis: Source, ir: Source, ir_range: IrRange = IrRange(), resize: Op
             size) or ``'vis'`` (the visible image to the infrared size).
         ir_limits: fixed raw limits for a 16-bit infrared image (overrides the rule's own).
         stem: name of the pair (default: the visible file's stem).
+        border: pixels cut from each side of both images before anything else (a frame
+            border of a benchmark, see ``basicsr.data.layouts``).
 
     Raises:
-        DataError: unreadable file, or different sizes without ``resize`` (names both sizes).
+        DataError: unreadable file, too small for ``border``, or different sizes without
+            ``resize`` (names both sizes).
     """
     if resize not in (None,) + RESIZE_CHOICES:
         raise ConfigError(f"resize: '{resize}' is not one of {', '.join(RESIZE_CHOICES)}")
     vis_raw, vis_name = _load(vis)
     ir_raw, ir_name = _load(ir)
+    vis_raw, ir_raw = crop_border(vis_raw, border, vis_name), crop_border(ir_raw, border, ir_name)
     if stem is None:
         stem = Path(vis_name).stem if not isinstance(vis, np.ndarray) else 'frame'
     vis_hw, ir_hw = vis_raw.shape[:2], ir_raw.shape[:2]

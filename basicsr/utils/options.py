@@ -78,7 +78,7 @@ SCHEDULER_RANGES: Dict[str, Range] = {
     'factor': UNIT_OPEN_LOW, 'start_factor': UNIT_OPEN_LOW, 'end_factor': UNIT,
     'total_iters': AT_LEAST_ONE}
 DATASET_RANGES: Dict[str, Range] = {'patch_size': Range(MIN_PATCH_SIZE), 'enlarge_ratio': AT_LEAST_ONE,
-                                     'max_bad_fraction': UNIT}
+                                     'max_bad_fraction': UNIT, 'border': NON_NEGATIVE}
 ARCH_RANGES: Dict[str, Range] = {'channels': AT_LEAST_ONE}
 LOSS_RANGES: Dict[str, Range] = {'loss_weight': NON_NEGATIVE, 'window_size': AT_LEAST_ONE}
 
@@ -292,8 +292,9 @@ def _missing_folder(root: str, key: str, source: str) -> str:
 
 
 def check_train_images(pairs: List[Dict[str, Path]], patch_size: Any, prefix: str,
-                       probs: Problems) -> None:
-    """Headers only: training images smaller than ``patch_size`` or above the pixel limit."""
+                       probs: Problems, border: int = 0) -> None:
+    """Headers only: training images smaller than ``patch_size`` (once ``border`` pixels are cut
+    from each side) or above the pixel limit."""
     from basicsr.utils.image_header import declared_size
     from basicsr.utils.img_util import max_pixels
     limit = max_pixels()
@@ -308,7 +309,8 @@ def check_train_images(pairs: List[Dict[str, Path]], patch_size: Any, prefix: st
                 continue
             if size[0] * size[1] > limit:
                 huge.append(f"{pair[role]} ({size[0]}x{size[1]})")
-            elif isinstance(patch_size, int) and min(size) < patch_size and role == 'vis':
+            elif isinstance(patch_size, int) and min(size) - 2 * border < patch_size and role == 'vis':
+                size = (size[0] - 2 * border, size[1] - 2 * border)
                 small.append(f"{pair[role].name} ({size[0]}x{size[1]})")
     if huge:
         probs.add(prefix.rstrip('.'), f"{len(huge)} image(s) declare more than {limit / 1e6:g} MP "

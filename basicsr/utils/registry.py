@@ -115,3 +115,4 @@ MODEL_REGISTRY = Registry('model')
 OPTIMIZER_REGISTRY = Registry('optimizer')
 SCHEDULER_REGISTRY = Registry('scheduler')
 STATE_ADAPTER_REGISTRY = Registry('state adapter')  # keyed by the arch's registered name
+LAYOUT_REGISTRY = Registry('layout')  # benchmark folder layouts (basicsr/data/layouts.py)

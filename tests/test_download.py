@@ -370,3 +370,21 @@ def test_script_exits_2_on_an_unknown_set(tmp_path):
     assert res.stderr.strip().splitlines() == [
         "error: unknown set 'roadscen' (available: roadscene, tno, vifb, all); did you mean 'roadscene'?"]
     assert not (tmp_path / 'd').exists()
+
+
+def test_no_answer_from_the_server_stops_early_and_creates_nothing(toy, capsys, monkeypatch):
+    import socket
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv(dl.BASE_URL_ENV, f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(dl, 'MAX_UNREACHABLE', 2)
+    code, out, err = run(capsys, 'toy', '--to', toy['out'], '--manifest', toy['manifest'])
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 4 and all(l.startswith('failed: ') for l in lines[:3])
+    assert 'cannot fetch http://127.0.0.1' in lines[0]
+    assert lines[2] == 'failed: 2 more file(s) not tried: the server did not answer 2 times in a row'
+    assert lines[3].startswith('4 file(s) failed: ')
+    assert '0 fetched, 0 already in place, 4 failed' in out
+    assert list(toy['out'].iterdir()) == []  # no empty data folders that would hide the hint

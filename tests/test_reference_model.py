@@ -129,9 +129,14 @@ def test_card_tables_are_the_means_of_the_shipped_csvs(name, title):
 @pytest.mark.slow
 def test_test_options_on_downloaded_data_give_the_cards_numbers(tmp_path):
     """A user's path on a fresh clone: the downloader (here from a local mirror) fills
-    ``datasets/``, then ``test.py -opt options/test/DGFusion.yml`` (its TNO set only, to keep
-    the check short) gives the card's row of the reference model."""
+    ``datasets/``, then ``test.py -opt options/test/DGFusion.yml`` gives the card's per-image
+    values (its TNO set, cut to the two smallest pairs to keep the check short)."""
+    stems = ['05', '08']
     assert download_main(['tno', '--from', str(SHARED), '--to', str(tmp_path / 'datasets')]) == 0
+    for role in ('vis', 'ir'):
+        for path in (tmp_path / 'datasets' / 'TNO' / role).iterdir():
+            if path.stem not in stems:
+                path.unlink()
     (tmp_path / 'pretrained_model').symlink_to(REPO / 'pretrained_model')
     opt = yaml.safe_load((REPO / 'options' / 'test' / 'DGFusion.yml').read_text(encoding='utf-8'))
     opt['datasets'] = {'test_1': opt['datasets']['test_2']}
@@ -140,12 +145,14 @@ def test_test_options_on_downloaded_data_give_the_cards_numbers(tmp_path):
     res = subprocess.run([sys.executable, str(REPO / 'test.py'), '-opt', 'opt.yml'], cwd=tmp_path,
                          capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stderr[-2000:]
-    rows = read_rows(tmp_path / 'results' / opt['name'] / 'TNO' / 'metrics_cddfuse.csv')
-    mean = next(r for r in rows if r['image'] == 'mean')
-    assert len([r for r in rows if r['image'] not in ('mean', 'images')]) == 10
-    names, table = card_table('TNO')
-    ours = table[next(k for k in table if k.endswith('(ours)**'))]
-    np.testing.assert_allclose([float(mean[m]) for m in names], ours, atol=5.1e-5)
+    rows = {r['image']: r for r in read_rows(tmp_path / 'results' / opt['name'] / 'TNO'
+                                              / 'metrics_cddfuse.csv')}
+    shipped = {r['image']: r for r in read_rows(EVAL_DIR / 'tno_cddfuse.csv') if r['method'] == 'ours'}
+    for stem in stems:
+        got = [float(rows[stem][m]) for m in METRICS]
+        want = [float(shipped[stem][m]) for m in METRICS]
+        # a rounding flip of a few 8-bit pixels across CPUs, as in the evaluation script's check
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3, err_msg=stem)
 
 
 @needs_shared

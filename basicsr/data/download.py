@@ -59,6 +59,7 @@ BASE_URL_ENV = 'DGFUSION_DOWNLOAD_BASE_URL'
 COMMAND = 'python scripts/download_data.py'
 TIMEOUT_S = 60.0
 CHUNK = 1 << 16
+MAX_UNREACHABLE = 3  # consecutive files without any answer from the server stop the run
 
 PathLike = Union[str, os.PathLike]
 Opener = Callable[['Entry'], BinaryIO]
@@ -66,6 +67,10 @@ Opener = Callable[['Entry'], BinaryIO]
 
 class FetchError(Exception):
     """One file could not be fetched or verified; the message says why (one line)."""
+
+
+class Unreachable(FetchError):
+    """The server could not be reached at all (no HTTP answer): likely every file fails so."""
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,7 @@ def http_opener(base: str, timeout: float = TIMEOUT_S) -> Opener:
             raise FetchError(f"HTTP {exc.code} {exc.reason} from {url}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, 'reason', None) or exc
-            raise FetchError(f"cannot fetch {url}: {reason}") from None
+            raise Unreachable(f"cannot fetch {url}: {reason}") from None
     return open_entry
 
 
@@ -222,39 +227,48 @@ def remove_partial_files(target: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+def copy_verified(source: BinaryIO, out: BinaryIO, entry: Entry,
+                  progress: Callable[[int], object]) -> None:
+    """Copy ``source`` to ``out`` in chunks; FetchError unless exactly ``entry.size`` bytes
+    with ``entry.sha256`` arrived."""
+    digest, received = hashlib.sha256(), 0
+    while True:
+        try:
+            chunk = source.read(CHUNK)
+        except (OSError, http.client.HTTPException) as exc:
+            raise FetchError(f"transfer interrupted after {received} of {entry.size} bytes "
+                             f"({type(exc).__name__})") from None
+        if not chunk:
+            break
+        received += len(chunk)
+        if received > entry.size:
+            raise FetchError(f"more than the expected {entry.size} bytes")
+        out.write(chunk)
+        digest.update(chunk)
+        progress(len(chunk))
+    if received != entry.size:
+        raise FetchError(f"transfer interrupted after {received} of {entry.size} bytes")
+    if digest.hexdigest() != entry.sha256:
+        raise FetchError(f"SHA-256 mismatch: expected {entry.sha256}, got {digest.hexdigest()}")
+
+
 def fetch(entry: Entry, root: Path, opener: Opener, progress: Callable[[int], object]) -> None:
     """Copy one entry from ``opener`` to ``root/entry.path`` through a temporary file, checking
     its size and SHA-256 before the rename; ``progress(n)`` is called per chunk of n bytes.
+    Folders are created only once the source answers.
 
     Raises:
         FetchError: the source failed, the transfer was cut short or ran long, or the hash
             differs; nothing is left at the target's temporary name.
     """
     target = root / entry.path
-    target.parent.mkdir(parents=True, exist_ok=True)
     remove_partial_files(target)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
     try:
-        digest, received = hashlib.sha256(), 0
-        with closing(opener(entry)) as source, open(tmp, 'xb') as out:
-            while True:
-                try:
-                    chunk = source.read(CHUNK)
-                except (OSError, http.client.HTTPException) as exc:
-                    raise FetchError(f"transfer interrupted after {received} of {entry.size} "
-                                     f"bytes ({type(exc).__name__})") from None
-                if not chunk:
-                    break
-                received += len(chunk)
-                if received > entry.size:
-                    raise FetchError(f"more than the expected {entry.size} bytes")
-                out.write(chunk)
-                digest.update(chunk)
-                progress(len(chunk))
-        if received != entry.size:
-            raise FetchError(f"transfer interrupted after {received} of {entry.size} bytes")
-        if digest.hexdigest() != entry.sha256:
-            raise FetchError(f"SHA-256 mismatch: expected {entry.sha256}, got {digest.hexdigest()}")
+        with closing(opener(entry)) as source:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, 'xb') as out:
+                copy_verified(source, out, entry, progress)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -276,8 +290,10 @@ def download(entries: Sequence[Entry], root: PathLike, opener: Opener,
              show_progress: Optional[bool] = None) -> Summary:
     """Put every entry under ``root``: skip those present with the right hash, fetch the rest.
 
-    A failed file is reported (``failed: <path>: <why>`` on stderr) and the others continue.
-    Ctrl-C removes the file in transfer and raises :class:`Interrupted`.
+    A failed file is reported (``failed: <path>: <why>`` on stderr) and the others continue,
+    unless ``MAX_UNREACHABLE`` files in a row got no answer at all (no network): then the rest
+    are reported as not tried. Ctrl-C removes the file in transfer and raises
+    :class:`Interrupted`.
     """
     from tqdm import tqdm
     root = Path(root)
@@ -290,13 +306,22 @@ def download(entries: Sequence[Entry], root: PathLike, opener: Opener,
             todo.append(entry)
     bar = tqdm(total=sum(e.size for e in todo), unit='B', unit_scale=True, unit_divisor=1024,
                desc='download', disable=None if show_progress is None else not show_progress)
+    unreachable = 0
     try:
-        for entry in todo:
+        for k, entry in enumerate(todo):
+            if unreachable >= MAX_UNREACHABLE:
+                rest = todo[k:]
+                summary.failed += [(e.path, 'not tried') for e in rest]
+                bar.write(f"failed: {len(rest)} more file(s) not tried: the server did not answer "
+                          f"{unreachable} times in a row", file=sys.stderr)
+                break
             bar.set_postfix_str(entry.path, refresh=False)
             try:
                 fetch(entry, root, opener, bar.update)
                 summary.fetched += 1
+                unreachable = 0
             except FetchError as exc:
+                unreachable = unreachable + 1 if isinstance(exc, Unreachable) else 0
                 summary.failed.append((entry.path, str(exc)))
                 bar.write(f"failed: {entry.path}: {exc}", file=sys.stderr)
             except OSError as exc:  # the target side: disk full, permissions

@@ -20,6 +20,8 @@ setup(
     long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['basicsr', 'basicsr.*']),
+    package_data={'basicsr.data': ['manifest/*.csv']},
+    entry_points={'console_scripts': ['dgfusion-download = basicsr.data.download:main']},
     python_requires='>=3.10',
     install_requires=[line.strip() for line in (HERE / 'requirements.txt').read_text().splitlines()
                       if line.strip() and not line.startswith('#')],

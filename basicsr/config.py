@@ -24,6 +24,7 @@ import basicsr.losses  # noqa: F401  (fills LOSS_REGISTRY)
 import basicsr.metrics  # noqa: F401  (fills METRIC_REGISTRY)
 import basicsr.models  # noqa: F401  (fills MODEL, OPTIMIZER and SCHEDULER registries)
 from basicsr.archs import DEFAULT_NETWORK_G
+from basicsr.data.download import download_hint
 from basicsr.data.layouts import get_layout, layout_pairs
 from basicsr.data.pairs import RESIZE_CHOICES, match_folders
 from basicsr.metrics import CONVENTIONS, DEFAULT_CONVENTION
@@ -238,7 +239,8 @@ def validate_datasets(opt: Dict[str, Any], probs: Problems, is_train: bool,
                 continue  # masks are only read for training
             if isinstance(root, str) and root not in ('', 'auto', 'none'):
                 if not Path(root).is_dir():
-                    probs.add(prefix + key, _missing_folder(root, key, probs.source))
+                    probs.add(prefix + key, _missing_folder(root, key, probs.source,
+                                                            download_hint(root)))
                 else:
                     roots[key[len('dataroot_'):]] = root
         # unmatched names stop training; test and validation sets skip them by name instead

@@ -4,7 +4,8 @@ Usage (from the repository root):
     python scripts/benchmark_metrics.py [--fused F --vis V --ir I] [--convention cddfuse]
         [--metrics ... | all] [--repeat 3] [--threads 1]
 
-Without image paths it uses TNO 01 (576x768) from ``../shared/data/tno`` beside the repo.
+Without image paths it uses TNO 01 (576x768) from ``datasets/TNO``
+(``python scripts/download_data.py tno``).
 ``--threads 1`` (default) limits OpenCV to one thread, matching the spec's one-core targets.
 """
 from __future__ import annotations
@@ -18,12 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cv2  # noqa: E402
 
+from basicsr.data.download import download_hint  # noqa: E402
 from basicsr.metrics import (CONVENTIONS, compute_metrics, default_metrics,  # noqa: E402
                              evaluate_prepared, higher_is_better, metrics_for, prepare_inputs,
                              read_image_rgb)
 from basicsr.utils.errors import ConfigError, DGFusionError  # noqa: E402
 
-TNO = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'tno'
+TNO = Path(__file__).resolve().parents[1] / 'datasets' / 'TNO'
 
 
 def best_time(fn, repeat: int) -> float:
@@ -40,8 +42,12 @@ def run(args: argparse.Namespace) -> int:
     if args.convention not in CONVENTIONS:
         raise ConfigError(f"--convention: unknown '{args.convention}' "
                           f"(expected one of {', '.join(CONVENTIONS)})")
-    paths = [args.fused or TNO / 'fused_SeAFusion' / '01.png', args.vis or TNO / 'vi' / '01.png',
-             args.ir or TNO / 'ir' / '01.png']
+    paths = [args.fused or TNO / 'fused' / 'SeAFusion' / '01.png',
+             args.vis or TNO / 'vis' / '01.png', args.ir or TNO / 'ir' / '01.png']
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)}: not found (give --fused/--vis/--ir, or get "
+                          f"the default with: {download_hint(TNO / 'vis')})")
     fused, vis, ir = (read_image_rgb(p) for p in paths)
     conv = args.convention
     if args.metrics is None:

@@ -1,9 +1,12 @@
-"""Speed of the VSM mask generation on the 460x630 pairs of a V/T case folder.
+"""Speed of the VSM mask generation on the 460x630 pairs of a data folder.
 
 Usage (from the repository root)::
 
-    python scripts/benchmark_saliency.py [--data ../shared/data/vsm_cases] [--pairs 48]
+    python scripts/benchmark_saliency.py [--data datasets/VIFB] [--pairs 48]
                                          [--repeat 30] [--workers N]
+
+``--data`` holds ``vis/`` and ``ir/`` (or ``V/`` and ``T/``) images paired by stem; the default,
+VIFB, comes from ``python scripts/download_data.py vifb``.
 
 Prints the milliseconds per pair (median and best of ``--repeat``) of the pure saliency work
 (gray conversion, tables, mask, rounding to uint8; images already decoded), of PNG decoding
@@ -27,27 +30,31 @@ from typing import Callable, List, Tuple  # noqa: E402
 
 import cv2  # noqa: E402
 
+from basicsr.data.download import download_hint  # noqa: E402
 from basicsr.utils.errors import DataError, DGFusionError  # noqa: E402
+from basicsr.utils.img_util import list_images  # noqa: E402
 from basicsr.utils.saliency import saliency_mask_u8  # noqa: E402
 from gen_saliency import PairJob, make_mask, run_jobs  # noqa: E402
 
 SIZE = (460, 630)
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'vsm_cases'
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / 'datasets' / 'VIFB'
 
 
 def find_pairs(data: Path) -> List[PairJob]:
-    """The V/T pairs of ``data`` whose visible image is 460x630."""
-    vis_dir, ir_dir = data / 'V', data / 'T'
-    if not vis_dir.is_dir() or not ir_dir.is_dir():
-        raise DataError(f"{data}: expected sub-folders V and T")
+    """The vis/ir (or V/T) pairs of ``data`` whose visible image is 460x630."""
+    names = next(((v, t) for v, t in (('vis', 'ir'), ('V', 'T'))
+                  if (data / v).is_dir() and (data / t).is_dir()), None)
+    if names is None:
+        raise DataError(f"{data}: expected sub-folders vis and ir (or V and T); get the default "
+                        f"with: {download_hint(data / 'vis')}")
+    vis_files, ir_files = (list_images(data / n) for n in names)
     pairs = []
-    for vis in sorted(vis_dir.glob('*.png')):
-        ir = ir_dir / vis.name
+    for stem, vis in vis_files.items():
         img = cv2.imread(str(vis), cv2.IMREAD_UNCHANGED)
-        if ir.is_file() and img is not None and img.shape[:2] == SIZE:
-            pairs.append(PairJob(vis.stem, vis, ir, Path(), 'dgfusion'))
+        if stem in ir_files and img is not None and img.shape[:2] == SIZE:
+            pairs.append(PairJob(stem, vis, ir_files[stem], Path(), 'dgfusion'))
     if not pairs:
-        raise DataError(f"{data}: no {SIZE[0]}x{SIZE[1]} pair found in V and T")
+        raise DataError(f"{data}: no {SIZE[0]}x{SIZE[1]} pair found in {names[0]} and {names[1]}")
     return pairs
 
 

@@ -20,8 +20,9 @@ Every number comes from the project's own tools, run as a user runs them:
    VIFB, the comparison figure are written into ``--card`` between its
    ``<!-- reference-eval:begin -->`` / ``<!-- reference-eval:end -->`` markers.
 
-Data (``--data``, default ``../shared/data`` beside the repository): ``roadscene/val/{vis,ir}``,
-``tno/{vi,ir,fused_SeAFusion}``, ``vifb/{VI,IR}`` and ``vifb_fused/<stem>_<method>.jpg``.
+Data (``--data``, default ``datasets/`` in the repository), as laid out by
+``python scripts/download_data.py roadscene tno vifb``: ``RoadScene/val/{vis,ir}``,
+``TNO/{vis,ir}``, ``TNO/fused/SeAFusion``, ``VIFB/{vis,ir}`` and ``VIFB/fused/<method>``.
 These sets are for testing only; nothing here trains or selects a checkpoint.
 
 Exit status: 0 done; 1 a set failed (named); 2 bad arguments or missing data; 130 interrupted.
@@ -36,7 +37,6 @@ sys.path.insert(0, str(REPO))
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
-import hashlib  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -45,6 +45,7 @@ from typing import Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from basicsr.data.download import download_hint, file_sha256  # noqa: E402
 from basicsr.inference.loader import REFERENCE_WEIGHTS  # noqa: E402
 from basicsr.metrics import default_metrics, higher_is_better  # noqa: E402
 from basicsr.inference.report import atomic_write_text  # noqa: E402
@@ -74,10 +75,10 @@ class EvalSet:
 
 
 SETS: Dict[str, EvalSet] = {
-    'roadscene_val': EvalSet('RoadScene val', 'roadscene/val/vis', 'roadscene/val/ir'),
-    'tno': EvalSet('TNO', 'tno/vi', 'tno/ir', {'SeAFusion': ('tno/fused_SeAFusion', '')}),
-    'vifb': EvalSet('VIFB', 'vifb/VI', 'vifb/IR',
-                    {m: ('vifb_fused', f'_{m}') for m in VIFB_METHODS}, ('cddfuse', 'vifb')),
+    'roadscene_val': EvalSet('RoadScene val', 'RoadScene/val/vis', 'RoadScene/val/ir'),
+    'tno': EvalSet('TNO', 'TNO/vis', 'TNO/ir', {'SeAFusion': ('TNO/fused/SeAFusion', '')}),
+    'vifb': EvalSet('VIFB', 'VIFB/vis', 'VIFB/ir',
+                    {m: (f'VIFB/fused/{m}', '') for m in VIFB_METHODS}, ('cddfuse', 'vifb')),
 }
 
 
@@ -85,8 +86,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--weights', type=Path, default=REFERENCE_WEIGHTS,
                         help='checkpoint to evaluate (default: the shipped reference model)')
-    parser.add_argument('--data', type=Path, default=REPO.parent / 'shared' / 'data',
-                        help='folder holding roadscene/, tno/, vifb/, vifb_fused/')
+    parser.add_argument('--data', type=Path, default=REPO / 'datasets',
+                        help='data root holding RoadScene/, TNO/, VIFB/ (default: datasets/)')
     parser.add_argument('--sets', nargs='+', default=list(SETS), choices=list(SETS),
                         help='sets to evaluate (default: all)')
     parser.add_argument('--images', nargs='+', default=None, metavar='STEM',
@@ -121,7 +122,8 @@ def subset_sources(es: EvalSet, data: Path, stems: Optional[Sequence[str]], work
     vis, ir = data / es.vis, data / es.ir
     for role, folder in (('visible', vis), ('infrared', ir)):
         if not folder.is_dir():
-            raise DataError(f"{es.title}: {role} folder {folder} not found (set --data)")
+            raise DataError(f"{es.title}: {role} folder {folder} not found; get it with: "
+                            f"{download_hint(folder)} (or set --data)")
     if stems is None:
         return vis, ir
     out = []
@@ -264,10 +266,11 @@ def figure(data: Path, work: Path, out: Path) -> None:
     from basicsr.utils.plotting import image_table
     rows = []
     for _, stem in FIGURE_PAIRS:
-        vis = img_util.list_images(data / 'vifb' / 'VI')[stem]
-        ir = img_util.list_images(data / 'vifb' / 'IR')[stem]
+        vis = img_util.list_images(data / SETS['vifb'].vis)[stem]
+        ir = img_util.list_images(data / SETS['vifb'].ir)[stem]
         ours = img_util.list_images(work / OURS)[stem]
-        refs = [data / 'vifb_fused' / f"{stem}_{m}.jpg" for m in FIGURE_METHODS]
+        refs = [img_util.list_images(data / SETS['vifb'].references[m][0])[stem]
+                for m in FIGURE_METHODS]
         rows.append([img_util.read_image(p) for p in [vis, ir, ours] + refs])
     img = image_table(rows, ['visible', 'infrared', 'DGFusion (ours)'] + list(FIGURE_METHODS),
                       [f"{stem} ({label})" for label, stem in FIGURE_PAIRS])
@@ -275,14 +278,6 @@ def figure(data: Path, work: Path, out: Path) -> None:
 
 
 # ---------------------------------------------------------------- card
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def write_card(card: Path, block: List[str]) -> None:
     text = card.read_text(encoding='utf-8') if card.is_file() else ''
@@ -298,8 +293,9 @@ def card_block(args: argparse.Namespace, csvs: Dict[str, Dict[str, Path]],
     ours_name = args.weights.stem
     rel = lambda p: os.path.relpath(p, args.card.parent)  # noqa: E731
     lines = ['<!-- written by scripts/reference_eval.py; edit the script, not this block -->', '',
-             f"Weights: `{args.weights.name}`, SHA-256 `{sha256(args.weights)}`.", '',
-             'Reproduce (needs the test sets under `../shared/data`, or `--data DIR`): '
+             f"Weights: `{args.weights.name}`, SHA-256 `{file_sha256(args.weights)}`.", '',
+             'Reproduce (the test sets in `datasets/`, or `--data DIR`): '
+             '`python scripts/download_data.py roadscene tno vifb`, then '
              '`python scripts/reference_eval.py`. Per-image values: ' +
              ', '.join(f"[`{rel(p)}`]({rel(p)})" for c in csvs.values() for p in c.values()) + '.']
     for key, by_conv in csvs.items():
@@ -328,7 +324,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.weights.is_file():
         raise ConfigError(f"--weights: {args.weights} not found")
     if not args.data.is_dir():
-        raise ConfigError(f"--data: {args.data} not found (the folder holding roadscene/, tno/, vifb/)")
+        raise ConfigError(f"--data: {args.data} not found (the folder holding RoadScene/, TNO/, "
+                          f"VIFB/; get them with: python scripts/download_data.py roadscene tno vifb)")
     write = not args.no_card and args.images is None
     if not args.no_card and args.images is not None:
         raise ConfigError('--images: a subset never updates the card; add --no-card')

@@ -6,13 +6,17 @@ import csv
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from basicsr.data.download import main as download_main
 from basicsr.inference import fuse, load_model, read_pair
 from basicsr.inference.baselines import PixelAverage, PixelMaximum
 from basicsr.inference.loader import REFERENCE_WEIGHTS
@@ -123,11 +127,43 @@ def test_card_tables_are_the_means_of_the_shipped_csvs(name, title):
 
 @needs_shared
 @pytest.mark.slow
+def test_test_options_on_downloaded_data_give_the_cards_numbers(tmp_path):
+    """A user's path on a fresh clone: the downloader (here from a local mirror) fills
+    ``datasets/``, then ``test.py -opt options/test/DGFusion.yml`` gives the card's per-image
+    values (its TNO set, cut to the two smallest pairs to keep the check short)."""
+    stems = ['05', '08']
+    assert download_main(['tno', '--from', str(SHARED), '--to', str(tmp_path / 'datasets')]) == 0
+    for role in ('vis', 'ir'):
+        for path in (tmp_path / 'datasets' / 'TNO' / role).iterdir():
+            if path.stem not in stems:
+                path.unlink()
+    (tmp_path / 'pretrained_model').symlink_to(REPO / 'pretrained_model')
+    opt = yaml.safe_load((REPO / 'options' / 'test' / 'DGFusion.yml').read_text(encoding='utf-8'))
+    opt['datasets'] = {'test_1': opt['datasets']['test_2']}
+    assert opt['datasets']['test_1']['name'] == 'TNO'
+    (tmp_path / 'opt.yml').write_text(yaml.safe_dump(opt), encoding='utf-8')
+    res = subprocess.run([sys.executable, str(REPO / 'test.py'), '-opt', 'opt.yml'], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = {r['image']: r for r in read_rows(tmp_path / 'results' / opt['name'] / 'TNO'
+                                              / 'metrics_cddfuse.csv')}
+    shipped = {r['image']: r for r in read_rows(EVAL_DIR / 'tno_cddfuse.csv') if r['method'] == 'ours'}
+    for stem in stems:
+        got = [float(rows[stem][m]) for m in METRICS]
+        want = [float(shipped[stem][m]) for m in METRICS]
+        # a rounding flip of a few 8-bit pixels across CPUs, as in the evaluation script's check
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3, err_msg=stem)
+
+
+@needs_shared
+@pytest.mark.slow
 def test_card_rows_are_reproduced_by_the_evaluation_script(tmp_path):
     """Re-run scripts/reference_eval.py on two VIFB pairs: same per-image rows as shipped."""
     stems = ['carLight', 'fight']
+    assert download_main(['vifb', '--from', str(SHARED), '--to', str(tmp_path / 'datasets')]) == 0
     res = run_script('reference_eval', '--sets', 'vifb', '--images', *stems, '--no-card',
-                     '--work', tmp_path / 'work', '--out-dir', tmp_path / 'eval', '--workers', 2)
+                     '--data', tmp_path / 'datasets', '--work', tmp_path / 'work',
+                     '--out-dir', tmp_path / 'eval', '--workers', 2)
     assert res.returncode == 0, res.stderr[-2000:]
     for conv in ('cddfuse', 'vifb'):
         new = {(r['method'], r['image']): r for r in read_rows(tmp_path / 'eval' / f"vifb_{conv}.csv")}
@@ -252,3 +288,14 @@ def test_write_card_needs_markers(tmp_path):
     card.write_text('no markers')
     with pytest.raises(Exception, match='markers'):
         mod.write_card(card, ['x'])
+
+
+def test_evaluation_script_names_the_download_command_for_missing_data(tmp_path):
+    res = run_script('reference_eval', '--sets', 'tno', '--no-card', '--data', tmp_path,
+                     '--work', tmp_path / 'work', '--out-dir', tmp_path / 'eval')
+    assert res.returncode == 1 and 'Traceback' not in res.stderr
+    assert (f"failed: tno: TNO: visible folder {tmp_path / 'TNO' / 'vis'} not found; get it with: "
+            f"python scripts/download_data.py tno --to {tmp_path}") in res.stderr
+    res = run_script('reference_eval', '--no-card', '--data', tmp_path / 'none')
+    assert res.returncode == 2
+    assert 'get them with: python scripts/download_data.py roadscene tno vifb' in res.stderr

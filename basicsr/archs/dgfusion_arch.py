@@ -1,6 +1,7 @@
 """DGFusion: discrepancy-guided visible-infrared fusion network.
 
-The network follows the published model exactly (see ``shared/spec/dgfusion_network.md``):
+The network follows the published model exactly (layers, shapes and parameter names of its
+released code):
 
 1. ``enhancer`` -- amplitude-phase feature enhancer: shallow encoders per modality, joint
    amplitude and joint phase, the learnable discrepancy spectrum ``D = a*V - b*I`` and its

@@ -281,13 +281,17 @@ def parse_device(value: str) -> Optional[str]:
     return f"{brief(value)} is not one of auto, cpu, cuda, cuda:N"
 
 
-def _missing_folder(root: str, key: str, source: str) -> str:
+def _missing_folder(root: str, key: str, source: str, download: Optional[str] = None) -> str:
+    """The problem text of a data folder that does not exist, with the command that makes or
+    fetches it (``download``: the downloader's command for a public set's folder)."""
     msg = f"folder '{root}' does not exist"
     if key == 'dataroot_mask':
         msg += (f"; scripts/gen_saliency.py -opt {source} makes the masks (or set dataroot_mask: "
                 f"auto to compute them on the fly)")
     elif 'demo' in Path(root).parts:
         msg += '; python -m basicsr.data.demo makes the demo dataset'
+    elif download:
+        msg += f"; get it with: {download}"
     return msg
 
 

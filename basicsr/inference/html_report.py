@@ -106,7 +106,8 @@ def parse_compare(items: Sequence[str], option: str = '--compare') -> Dict[str, 
         name, sep, folder = item.partition('=')
         name = name.strip()
         if not sep or not name or not folder:
-            raise ConfigError(f"{option} '{item}': expected NAME=FOLDER, e.g. SeAFusion=results/seafusion")
+            raise ConfigError(f"{option} '{item}': expected NAME=FOLDER, "
+                              "e.g. SeAFusion=results/seafusion")
         if name in out:
             raise ConfigError(f"{option} '{item}': method name '{name}' given twice")
         if not Path(folder).is_dir():
@@ -168,6 +169,11 @@ def _value_cell(value: object, best: Optional[float], note: str = '') -> str:
             f'{html.escape(cell(value) + note)}</td>')
 
 
+def _of(count: int, total: int) -> str:
+    """`` (k of N)`` after a mean over fewer images than the table holds, else nothing."""
+    return f" ({count} of {total})" if count < total else ''
+
+
 def _header(keys: Sequence[str], lead: Sequence[str], higher_better: Mapping[str, bool]) -> str:
     cells = [f'<th>{html.escape(k)}</th>' for k in lead]
     for key in keys:
@@ -184,14 +190,13 @@ def _means_table(table: MetricTable, keys: Sequence[str]) -> List[str]:
     means = {name: mean_row(rows) for name, rows in table.groups.items() if rows}
     best = {k: _best([m[k] for m in means.values()], table.higher_better[k])
             for k in keys if k in table.higher_better}
-    out = ['<table class="sortable means">', _header(keys, ['method', 'images'], table.higher_better),
-           '<tbody>']
+    out = ['<table class="sortable means">',
+           _header(keys, ['method', 'images'], table.higher_better), '<tbody>']
     for name, rows in table.groups.items():
         if not rows:
             continue
         count = counts(rows)
-        cells = ''.join(_value_cell(means[name][k], best.get(k),
-                                    f" ({count[k]} of {len(rows)})" if count[k] < len(rows) else '')
+        cells = ''.join(_value_cell(means[name][k], best.get(k), _of(count[k], len(rows)))
                         for k in keys)
         out.append(f'<tr><td>{html.escape(name)}</td><td data-value="{len(rows)}">{len(rows)}</td>'
                    f'{cells}</tr>')
@@ -222,8 +227,7 @@ def _rows_table(table: MetricTable, keys: Sequence[str]) -> List[str]:
         head = (f'<td>{html.escape(name)}</td>' if several else '') + \
             f'<td>mean ({len(rows)} images)</td>'
         out.append('<tr class="mean">' + head + ''.join(
-            _value_cell(mean[k], None, f" ({count[k]} of {len(rows)})" if count[k] < len(rows) else '')
-            for k in keys) + '</tr>')
+            _value_cell(mean[k], None, _of(count[k], len(rows))) for k in keys) + '</tr>')
     out += ['</tfoot>', '</table>']
     return out
 

@@ -148,8 +148,12 @@ def thumbnail_uri(path: Path, box: int = THUMB_BOX) -> str:
 
 
 def _href(path: Path, base: Path) -> str:
-    """URL of ``path`` relative to folder ``base`` (percent-encoded, so '#', '?', '%' work)."""
-    rel = os.path.relpath(Path(path).resolve(), Path(base).resolve())
+    """URL of ``path`` relative to folder ``base`` (percent-encoded, so '#', '?', '%' work);
+    a ``file:`` URL where no relative path exists (another drive on Windows)."""
+    try:
+        rel = os.path.relpath(Path(path).resolve(), Path(base).resolve())
+    except ValueError:
+        return Path(path).resolve().as_uri()
     return quote(Path(rel).as_posix())
 
 

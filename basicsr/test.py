@@ -144,7 +144,7 @@ def write_set_report(out_dir: Path, name: str, rows: List[Dict], dataset, metric
     """``<out_dir>/report.html``: the set's table (``metrics``: the ``val.metrics`` options)
     and thumbnails vis | ir | fused | compared methods."""
     from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section, compare_images,
-                                               single_table, source_columns, write_report)
+                                               convention_table, source_columns, write_report)
     pairs = dataset.pairs if max_images is None else dataset.pairs[:max_images]
     stems, columns = source_columns(pairs)
     fused = {s: out_dir / f"{s}.png" for s in stems if (out_dir / f"{s}.png").is_file()}
@@ -152,9 +152,8 @@ def write_set_report(out_dir: Path, name: str, rows: List[Dict], dataset, metric
         columns.append(ImageColumn('fused', fused))
     columns += [ImageColumn(label, compare_images(folder, label, stems))
                 for label, folder in compare.items()]
-    convention = metrics['convention']
-    table = single_table(f"{convention} convention" if metrics['names'] else 'latency', rows,
-                         convention)
+    table = convention_table({'': rows}, metrics['convention'],
+                             None if metrics['names'] else 'latency')
     return write_report(out_dir / REPORT_NAME, f"test.py: {name}",
                         [Section(f"{name} ({len(rows)} images)", [table], stems, columns)])
 

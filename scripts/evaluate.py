@@ -54,10 +54,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
-from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, MetricTable,  # noqa: E402
-                                           Section, compare_images, directions, parse_compare,
+from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section,  # noqa: E402
+                                           compare_images, convention_table, parse_compare,
                                            write_report)
-from basicsr.inference.report import means_table, value_keys, write_csv  # noqa: E402
+from basicsr.inference.report import means_table, write_csv  # noqa: E402
 from basicsr.inference.scoring import score  # noqa: E402
 from basicsr.metrics import (CONVENTIONS, DEFAULT_CONVENTION, default_metrics,  # noqa: E402
                              higher_is_better, metrics_for, read_image_rgb)
@@ -175,8 +175,7 @@ def write_html(path: Path, groups: Dict[str, List[dict]], conv: str, stems: Sequ
                vis: Dict[str, Path], ir: Dict[str, Path],
                methods: Dict[str, Dict[str, Path]]) -> None:
     """The report: the per-method table and thumbnails vis | ir | each method per stem."""
-    first = next((rows for rows in groups.values() if rows), [])
-    table = MetricTable(f"{conv} convention", groups, directions(value_keys(first), conv))
+    table = convention_table(groups, conv)
     columns = [ImageColumn('vis', vis), ImageColumn('ir', ir)] + [
         ImageColumn(label, paths) for label, paths in methods.items()]
     write_report(path, 'evaluate.py: ' + ', '.join(methods),

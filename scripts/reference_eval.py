@@ -50,9 +50,9 @@ import numpy as np  # noqa: E402
 
 from basicsr.inference.loader import REFERENCE_WEIGHTS  # noqa: E402
 from basicsr.metrics import default_metrics, higher_is_better  # noqa: E402
-from basicsr.inference.report import atomic_write_text, read_csv, value_keys  # noqa: E402
-from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, MetricTable,  # noqa: E402
-                                           Section, directions, write_report)
+from basicsr.inference.report import atomic_write_text, read_csv  # noqa: E402
+from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section,  # noqa: E402
+                                           convention_table, write_report)
 from basicsr.utils import img_util  # noqa: E402
 from basicsr.utils.cli import run_main  # noqa: E402
 from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError  # noqa: E402
@@ -237,18 +237,16 @@ def report_section(es: EvalSet, vis: Path, ir: Path, data: Path, work: Path,
                    csvs: Dict[str, Path]) -> Section:
     """One set of ``report.html``: a table per convention read back from its CSV, and per pair
     thumbnails vis | ir | ours | the baselines | the published methods."""
-    tables = []
-    for conv, path in csvs.items():
-        groups = read_csv(path)
-        first = next((rows for rows in groups.values() if rows), [])
-        tables.append(MetricTable(f"{conv} convention", groups, directions(value_keys(first), conv)))
+    tables = [convention_table(read_csv(path), conv) for conv, path in csvs.items()]
     sources = img_util.list_images(vis), img_util.list_images(ir)
     stems = sorted(set(sources[0]) & set(sources[1]))
     columns = [ImageColumn('vis', sources[0]), ImageColumn('ir', sources[1])]
-    columns += [ImageColumn(label, img_util.list_images(work / label)) for label in (OURS,) + BASELINES]
+    columns += [ImageColumn(label, img_util.list_images(work / label))
+                for label in (OURS,) + BASELINES]
     for label, (folder, suffix) in es.references.items():
         files = img_util.list_images(data / folder)
-        columns.append(ImageColumn(label, {s: files[s + suffix] for s in stems if s + suffix in files}))
+        columns.append(ImageColumn(label, {s: files[s + suffix] for s in stems
+                                           if s + suffix in files}))
     return Section(es.title, tables, stems, columns)
 
 

@@ -15,8 +15,8 @@ the rows; the mean rows stay below them.
 Example::
 
     write_report(out / 'report.html', 'set_a', [Section(
-        'set_a', tables=[MetricTable('cddfuse', {'': rows}, directions(keys, 'cddfuse'))],
-        stems=['000', '001'], columns=[ImageColumn('vis', vis_paths), ImageColumn('ir', ir_paths)])])
+        'set_a', tables=[convention_table({'': rows}, 'cddfuse')], stems=['000', '001'],
+        columns=[ImageColumn('vis', vis_paths), ImageColumn('ir', ir_paths)])])
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from urllib.parse import quote
 import cv2
 from tqdm import tqdm
 
-from basicsr.inference.report import (Groups, Row, atomic_write_text, cell, counts, csv_cell,
+from basicsr.inference.report import (Groups, atomic_write_text, cell, counts, csv_cell,
                                       is_finite, mean_row, value_keys)
 from basicsr.utils.errors import ConfigError, DataError, DGFusionError, one_line
 from basicsr.utils.img_util import list_images, read_image
@@ -44,7 +44,7 @@ MAX_THUMB_ROWS = 500     # pairs with thumbnails per section; the tables hold ev
 LOWER_IS_BETTER_COLUMNS = ('latency_ms',)
 
 __all__ = ['REPORT_NAME', 'ImageColumn', 'MetricTable', 'Section', 'compare_images',
-           'directions', 'parse_compare', 'render_report', 'single_table', 'source_columns',
+           'directions', 'parse_compare', 'render_report', 'convention_table', 'source_columns',
            'thumbnail_uri', 'write_report']
 
 
@@ -351,9 +351,12 @@ def write_report(path: Path, title: str, sections: Sequence[Section],
     return path
 
 
-def single_table(title: str, rows: Sequence[Row], convention: str) -> MetricTable:
-    """A one-method table of ``rows`` with the directions of ``convention``'s metrics."""
-    return MetricTable(title, {'': list(rows)}, directions(value_keys(rows), convention))
+def convention_table(groups: Groups, convention: str, title: Optional[str] = None) -> MetricTable:
+    """A table of ``groups`` (method -> rows) ranked by the directions of ``convention``'s
+    metrics, titled ``<convention> convention`` unless ``title`` is given."""
+    first = next((rows for rows in groups.values() if rows), [])
+    return MetricTable(f"{convention} convention" if title is None else title, groups,
+                       directions(value_keys(first), convention))
 
 
 def source_columns(pairs: Sequence[Mapping[str, object]]) -> Tuple[List[str], List[ImageColumn]]:

@@ -3,7 +3,10 @@
 Fuses every pair of each ``datasets.test_*`` set with our checkpoints or published ones
 (detected automatically) through :func:`basicsr.inference.fuse`, writes fused PNGs named like
 the inputs, and a per-image table (latency and the configured metrics, computed as
-``scripts/evaluate.py`` computes them on the written files) with the mean.
+``scripts/evaluate.py`` computes them on the written files) with the mean, and beside it a
+self-contained ``report.html``: the table and per pair thumbnails vis | ir | fused | the
+methods given with ``--compare NAME=FOLDER`` (shown, not scored; ``scripts/evaluate.py``
+scores them).
 
 Exit status: 0 all pairs fused; 1 some pairs failed or were unmatched (each named, the table
 holds the others); 2 bad options or setup; 130 interrupted (the table so far is written).
@@ -37,6 +40,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='fuse in overlapping N x N tiles (N >= 32) to save memory; the output '
                         'differs from whole-frame fusion (see README)')
     p.add_argument('--tile-overlap', type=int, default=None, help='pixels shared by neighbouring tiles (32, a quarter of smaller tiles)')
+    p.add_argument('--compare', action='append', default=[], metavar='NAME=FOLDER',
+                   help="another method's fused images to show beside ours in report.html, "
+                        "e.g. SeAFusion=path/to/folder (repeatable)")
     return p.parse_args(argv)
 
 
@@ -53,6 +59,7 @@ def run_test(args: argparse.Namespace) -> int:
     from basicsr.data import build_dataset
     from basicsr.data.demo import ensure_demo_data
     from basicsr.inference import check_tile, load_model
+    from basicsr.inference.html_report import parse_compare
     from basicsr.utils.fs import ensure_writable_dir
     from basicsr.utils.logger import setup_logging
     from basicsr.utils.yaml_io import dump_yaml
@@ -61,6 +68,7 @@ def run_test(args: argparse.Namespace) -> int:
     if args.tile_overlap is not None and args.tile is None:
         raise ConfigError('--tile-overlap needs --tile')
     check_tile(args.tile, overlap)
+    compare = parse_compare(args.compare)
     if not args.dry_run:
         ensure_demo_data(args.opt)
     loaded = load_options(args.opt, is_train=False, overrides=args.overrides, dry_run=args.dry_run)
@@ -85,7 +93,7 @@ def run_test(args: argparse.Namespace) -> int:
     logger.info('loaded %s', model.describe())
     failed = 0
     for name, dataset in datasets:
-        failed += run_set(model.net, dataset, name, out_root, opt, args.tile, overlap)
+        failed += run_set(model.net, dataset, name, out_root, opt, args.tile, overlap, compare)
     console(f"network parameters: {model.n_params:,}")
     if failed:
         console(f"{failed} pair(s) failed (named above)", err=True)
@@ -94,8 +102,9 @@ def run_test(args: argparse.Namespace) -> int:
 
 
 def run_set(net, dataset, name: str, out_root: Path, opt: Dict, tile: Optional[int],
-             overlap: Optional[int]) -> int:
-    """Fuse, write and score one set; print its table and failures. Returns the failures."""
+            overlap: Optional[int], compare: Optional[Dict[str, Path]] = None) -> int:
+    """Fuse, write and score one set; print its table and failures; write its report with
+    thumbnails of ``compare`` (method name -> folder) beside ours. Returns the failures."""
     from basicsr.inference.report import write_csv
     from basicsr.validation import format_table, iter_set
 
@@ -125,8 +134,29 @@ def run_set(net, dataset, name: str, out_root: Path, opt: Dict, tile: Optional[i
         console(f"n/a: {note}")
     if failures:
         console(f"{name}: {len(failures)} pair(s) failed: {', '.join(f.stem for f in failures)}", err=True)
-    logger.info('%s: fused images in %s, table in %s', name, out_dir, csv_path)
+    report = write_set_report(out_dir, name, rows, dataset, metrics, compare or {},
+                              opt['val'].get('max_images'))
+    logger.info('%s: fused images in %s, table in %s, report in %s', name, out_dir, csv_path, report)
     return len(failures)
+
+
+def write_set_report(out_dir: Path, name: str, rows: List[Dict], dataset, metrics: Dict,
+                     compare: Dict[str, Path], max_images: Optional[int]) -> Path:
+    """``<out_dir>/report.html``: the set's table (``metrics``: the ``val.metrics`` options)
+    and thumbnails vis | ir | fused | compared methods."""
+    from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section, compare_images,
+                                               convention_table, source_columns, write_report)
+    pairs = dataset.pairs if max_images is None else dataset.pairs[:max_images]
+    stems, columns = source_columns(pairs)
+    fused = {s: out_dir / f"{s}.png" for s in stems if (out_dir / f"{s}.png").is_file()}
+    if fused:
+        columns.append(ImageColumn('fused', fused))
+    columns += [ImageColumn(label, compare_images(folder, label, stems))
+                for label, folder in compare.items()]
+    table = convention_table({'': rows}, metrics['convention'],
+                             None if metrics['names'] else 'latency')
+    return write_report(out_dir / REPORT_NAME, f"test.py: {name}",
+                        [Section(f"{name} ({len(rows)} images)", [table], stems, columns)])
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -3,7 +3,8 @@
 Usage (from the repository root):
     python scripts/evaluate.py --fused results/ --vis data/vi --ir data/ir \
         [--convention cddfuse] [--metrics EN SD SF MI SCD VIF Qabf SSIM | all] \
-        [--workers N] [--out table.csv] [--fused-suffix SUFFIX ...] [--ir-range RULE]
+        [--workers N] [--out table.csv] [--fused-suffix SUFFIX ...] [--ir-range RULE] \
+        [--compare NAME=FOLDER ...] [--report report.html | --no-report]
 
 Pairing: sources are paired by file stem across extensions (``vis/<stem>.*``,
 ``ir/<stem>.*``). A fused image is ``<fused dir>/<stem><suffix>.<ext>``.
@@ -14,6 +15,8 @@ Pairing: sources are paired by file stem across extensions (``vis/<stem>.*``,
   ``<stem>_A.jpg`` and ``<stem>_B.jpg`` for every stem is evaluated as two methods.
 A fused folder may be given several times with different suffixes. A method is labelled by
 its suffix without the leading ``_``/``-`` (or its folder name when the suffix is empty).
+``--compare NAME=FOLDER`` (repeatable) adds another method labelled ``NAME`` whose images are
+``<stem>.*``, ``<stem>_NAME.*`` or ``<stem>-NAME.*`` in ``FOLDER``; it is scored like the others.
 
 Images are read as stored (1-channel files stay gray, 3-channel infrared stays 3-channel, as
 the reference evaluators read them). 16-bit images are mapped to 8 bits by ``--ir-range``
@@ -26,7 +29,10 @@ convention. ``--out`` writes the per-image values at full precision: header
 column ``method`` is added and each method's rows end with its own ``mean`` row. A value that
 cannot be computed (e.g. SSIM on an image smaller than its window) is ``n/a``, with the reason
 printed; means are over the computed values, and an ``images`` row gives their count when it
-is not every image.
+is not every image. With ``--out``, a self-contained ``report.html`` is written beside the CSV
+(``--report PATH`` elsewhere, ``--no-report`` none): the tables with the best value per column
+marked and sortable columns, and per image thumbnails vis | ir | each method, linking to the
+full images (see :mod:`basicsr.inference.html_report`).
 
 A source without its partner, an unreadable image or one of the wrong size is reported by
 name and skipped; the others are still evaluated. Exit status: 0 done; 1 some images failed
@@ -48,6 +54,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
+from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section,  # noqa: E402
+                                           compare_images, convention_table, parse_compare,
+                                           write_report)
 from basicsr.inference.report import means_table, write_csv  # noqa: E402
 from basicsr.inference.scoring import score  # noqa: E402
 from basicsr.metrics import (CONVENTIONS, DEFAULT_CONVENTION, default_metrics,  # noqa: E402
@@ -138,6 +147,41 @@ def resolve_methods(fused_dirs: Sequence[Path], suffixes: Sequence[str] | None,
     return methods
 
 
+def add_compared(methods: Dict[str, Dict[str, Path]], compare: Dict[str, Path],
+                 stems: Sequence[str]) -> None:
+    """Add the ``--compare NAME=FOLDER`` methods to ``methods``; DataError when a folder holds
+    no image of any stem, ConfigError when a name is already a method label."""
+    for name, folder in compare.items():
+        if name in methods:
+            raise ConfigError(f"--compare {name}={folder}: method label '{name}' is already taken "
+                              f"by a --fused folder")
+        found = compare_images(folder, name, stems)
+        if not found:
+            raise DataError(f"--compare {name}={folder}: no image named <stem>.*, <stem>_{name}.* "
+                            f"or <stem>-{name}.* for any source (e.g. {_short(sorted(stems), 3)})")
+        methods[name] = found
+
+
+def report_path(args: argparse.Namespace) -> Optional[Path]:
+    """Where the HTML report goes: ``--report``, else ``report.html`` beside ``--out``."""
+    if args.no_report:
+        return None
+    if args.report is not None:
+        return args.report
+    return args.out.parent / REPORT_NAME if args.out is not None else None
+
+
+def write_html(path: Path, groups: Dict[str, List[dict]], conv: str, stems: Sequence[str],
+               vis: Dict[str, Path], ir: Dict[str, Path],
+               methods: Dict[str, Dict[str, Path]]) -> None:
+    """The report: the per-method table and thumbnails vis | ir | each method per stem."""
+    table = convention_table(groups, conv)
+    columns = [ImageColumn('vis', vis), ImageColumn('ir', ir)] + [
+        ImageColumn(label, paths) for label, paths in methods.items()]
+    write_report(path, 'evaluate.py: ' + ', '.join(methods),
+                 [Section(f"{len(stems)} images, {len(methods)} method(s)", [table], stems, columns)])
+
+
 def _init_worker() -> None:
     import cv2
     cv2.setNumThreads(1)
@@ -184,6 +228,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--ir-range', default=DEFAULT_IR_RANGE,
                         help='16-bit images to 8 bits: minmax, percentile:LO,HI or fixed:LO,HI '
                              f'(default {DEFAULT_IR_RANGE})')
+    parser.add_argument('--compare', action='append', default=[], metavar='NAME=FOLDER',
+                        help='another method to score and show, e.g. SeAFusion=path/to/folder '
+                             '(repeatable)')
+    parser.add_argument('--report', type=Path, default=None,
+                        help=f'HTML report to write (default: {REPORT_NAME} beside --out)')
+    parser.add_argument('--no-report', action='store_true', help='write no HTML report')
     return parser.parse_args(argv)
 
 
@@ -212,10 +262,17 @@ def run(args: argparse.Namespace) -> int:
     ir_range = parse_ir_range(args.ir_range)
     if args.out is not None:
         ensure_writable_file(args.out, '--out')
+    if args.report is not None and args.no_report:
+        raise ConfigError('--report and --no-report exclude each other')
+    html_path = report_path(args)
+    if html_path is not None:
+        ensure_writable_file(html_path, '--report')
+    compare = parse_compare(args.compare)
 
     vis, ir, unpaired = source_stems(args.vis, args.ir)
     stems = sorted(vis)
     methods = resolve_methods(args.fused, args.fused_suffix, stems)
+    add_compared(methods, compare, stems)
     failures = [(s, msg) for s, msg in unpaired]
     tasks = []
     for s in stems:
@@ -266,6 +323,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and any(groups.values()):
         write_csv(args.out, groups)
         print(f"per-image values written to {args.out}")
+    if html_path is not None:
+        write_html(html_path, groups, conv, stems, vis, ir, methods)
+        print(f"report written to {html_path}")
     for stem, msg in sorted(failures):
         print(f"failed: {stem}: {msg}", file=sys.stderr)
     if failures:

@@ -18,7 +18,10 @@ Every number comes from the project's own tools, run as a user runs them:
    no VIF), writing per-image CSVs to ``--out-dir``;
 3. the tables (means read back from those CSVs), a border check of the fused images and, for
    VIFB, the comparison figure are written into ``--card`` between its
-   ``<!-- reference-eval:begin -->`` / ``<!-- reference-eval:end -->`` markers.
+   ``<!-- reference-eval:begin -->`` / ``<!-- reference-eval:end -->`` markers;
+4. ``report.html`` beside the CSVs shows every set's tables (best value per column marked,
+   sortable) and per pair thumbnails vis | ir | ours | the baselines | the published methods,
+   each linking to its full image.
 
 Data (``--data``, default ``datasets/`` in the repository), as laid out by
 ``python scripts/download_data.py roadscene tno vifb``: ``RoadScene/val/{vis,ir}``,
@@ -48,7 +51,9 @@ import numpy as np  # noqa: E402
 from basicsr.data.download import download_hint, file_sha256  # noqa: E402
 from basicsr.inference.loader import REFERENCE_WEIGHTS  # noqa: E402
 from basicsr.metrics import default_metrics, higher_is_better  # noqa: E402
-from basicsr.inference.report import atomic_write_text  # noqa: E402
+from basicsr.inference.report import atomic_write_text, read_csv  # noqa: E402
+from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section,  # noqa: E402
+                                           convention_table, write_report)
 from basicsr.utils import img_util  # noqa: E402
 from basicsr.utils.cli import run_main  # noqa: E402
 from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError  # noqa: E402
@@ -172,7 +177,7 @@ def score_set(key: str, es: EvalSet, vis: Path, ir: Path, data: Path, work: Path
         path = out_dir / f"{key}_{conv}.csv"
         done = tool('evaluate.py', '--fused', *folders, '--fused-suffix', *suffixes, '--vis', vis,
                     '--ir', ir, '--convention', conv, '--metrics', *default_metrics(conv),
-                    '--workers', workers, '--out', path)
+                    '--workers', workers, '--out', path, '--no-report')
         print(done.stdout, end='')
         if done.returncode != 0:
             raise DataError(f"{es.title}: evaluate.py ({conv}) exited with {done.returncode}")
@@ -226,6 +231,25 @@ def means_markdown(means: Dict[str, Dict[str, float]], ours_name: str,
                       f"**{len(hits)} of {len(metrics)}** metrics"
                       + (f" ({', '.join(hits)})." if hits else '.')]
     return lines
+
+
+# ---------------------------------------------------------------- HTML report
+
+def report_section(es: EvalSet, vis: Path, ir: Path, data: Path, work: Path,
+                   csvs: Dict[str, Path]) -> Section:
+    """One set of ``report.html``: a table per convention read back from its CSV, and per pair
+    thumbnails vis | ir | ours | the baselines | the published methods."""
+    tables = [convention_table(read_csv(path), conv) for conv, path in csvs.items()]
+    sources = img_util.list_images(vis), img_util.list_images(ir)
+    stems = sorted(set(sources[0]) & set(sources[1]))
+    columns = [ImageColumn('vis', sources[0]), ImageColumn('ir', sources[1])]
+    columns += [ImageColumn(label, img_util.list_images(work / label))
+                for label in (OURS,) + BASELINES]
+    for label, (folder, suffix) in es.references.items():
+        files = img_util.list_images(data / folder)
+        columns.append(ImageColumn(label, {s: files[s + suffix] for s in stems
+                                           if s + suffix in files}))
+    return Section(es.title, tables, stems, columns)
 
 
 # ---------------------------------------------------------------- border check
@@ -331,6 +355,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError('--images: a subset never updates the card; add --no-card')
     csvs: Dict[str, Dict[str, Path]] = {}
     works: Dict[str, Path] = {}
+    sections: List[Section] = []
     failed = []
     for key in args.sets:
         es = SETS[key]
@@ -339,6 +364,7 @@ def run(args: argparse.Namespace) -> int:
             vis, ir = subset_sources(es, args.data, args.images, work)
             fuse_set(es, vis, ir, args.weights, work)
             csvs[key] = score_set(key, es, vis, ir, args.data, work, args.out_dir, args.workers)
+            sections.append(report_section(es, vis, ir, args.data, work, csvs[key]))
             works[f"{es.title}: ours"] = work / OURS
             works[f"{es.title}: visible source"] = vis
             works[f"{es.title}: infrared source"] = ir
@@ -351,6 +377,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"figure -> {args.figure}")
         write_card(args.card, card_block(args, csvs, works))
         print(f"tables -> {args.card}")
+    if sections:
+        report = write_report(args.out_dir / REPORT_NAME, f"{args.weights.stem}: reference evaluation",
+                              sections)
+        print(f"report -> {report}")
     for line in border_markdown(works):
         print(line)
     if failed:

@@ -114,6 +114,24 @@ def csv_text(data: Union[Sequence[Row], Groups]) -> str:
     return buf.getvalue()
 
 
+def read_csv(path: Union[str, Path]) -> Dict[str, List[Row]]:
+    """The per-image rows of a :func:`csv_text` file, per method (``''`` without a ``method``
+    column); ``mean`` and ``images`` rows are left out (:func:`mean_row` recomputes the means
+    exactly: the values are written at full precision). ``n/a`` reads as NaN."""
+    import csv
+    groups: Dict[str, List[Row]] = {}
+    with open(path, newline='', encoding='utf-8') as fh:
+        for record in csv.DictReader(fh):
+            method = record.pop('method', '')
+            image = record.pop('image')
+            rows = groups.setdefault(method, [])
+            if image in ('mean', 'images'):
+                continue
+            rows.append({'image': image, **{k: float('nan') if v == NA else float(v)
+                                              for k, v in record.items()}})
+    return groups
+
+
 def atomic_write_text(path: Union[str, Path], text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, then rename it onto ``path``."""
     path = Path(path)

@@ -64,13 +64,13 @@ from basicsr.inference import (DEFAULT_OVERLAP, Pair, Stopwatch, check_tile, fus
 from basicsr.utils.cli import run_main  # noqa: E402
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK,  # noqa: E402
                                   ConfigError, DataError, DGFusionError, one_line)
-from basicsr.utils.fs import ensure_writable_dir, ensure_writable_file  # noqa: E402
+from basicsr.utils.fs import check_outputs_apart, ensure_writable_dir, ensure_writable_file  # noqa: E402
 from basicsr.utils.img_util import IMAGE_EXTENSIONS, tensor2img, write_image  # noqa: E402
 from basicsr.inference.fusion import resolve_overlap  # noqa: E402
 from basicsr.inference.baselines import BASELINES, BaselineModel  # noqa: E402
 from basicsr.inference.loader import REFERENCE_WEIGHTS, REPO_ROOT, find_checkpoint  # noqa: E402
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, unit_to_u8  # noqa: E402
-from basicsr.utils.options import parse_device  # noqa: E402
+from basicsr.utils.options import parse_device, resolve_checkpoint_path  # noqa: E402
 
 VIDEO_CODECS = {'.avi': 'MJPG', '.mp4': 'mp4v', '.mov': 'mp4v', '.m4v': 'mp4v', '.mkv': 'MJPG'}
 VIDEO_EXTENSIONS = tuple(VIDEO_CODECS) + ('.webm', '.mpg', '.mpeg', '.wmv', '.ts')
@@ -329,16 +329,23 @@ def folder_sinks(out: Path, ext: str, save: Sequence[str]) -> Dict[str, object]:
     return sinks
 
 
+def inputs(args: argparse.Namespace) -> List[Tuple[str, Path]]:
+    """What the run reads, for :func:`check_outputs_apart`: the sources and the weights file
+    (of a checkpoints folder: the file it resolves to)."""
+    weights = args.weights
+    if weights is not None and weights.is_dir():
+        weights = resolve_checkpoint_path(weights)
+    return [('--vis', args.vis), ('--ir', args.ir)] + ([('--weights', weights)] if weights else [])
+
+
 def plan_run(args: argparse.Namespace, warnings: List[str]) -> Plan:
     """Classify the inputs, check every output location, and say how to produce the items."""
     ext = check_ext(args.ext)
     vis, ir, out = args.vis, args.ir, args.out
-    for role, path in (('--vis', vis), ('--ir', ir)):
-        if out.resolve() == path.resolve():
-            raise ConfigError(f"--out: {out} is the {role} input; choose another location")
     if vis.is_dir() and ir.is_dir():
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out: {out} is a file; folder inputs need an output folder")
+        check_outputs_apart([('--out', out)], inputs(args))
         jobs, unmatched = match_folders(vis, ir)
         sinks = folder_sinks(out, ext, args.save)
         return Plan('folder', lambda: file_items(jobs, unmatched, args), len(jobs) + len(unmatched),
@@ -357,10 +364,11 @@ def plan_run(args: argparse.Namespace, warnings: List[str]) -> Plan:
     elif out.suffix.lower() not in IMAGE_EXTENSIONS:
         raise ConfigError(f"--out: {out} needs an image extension ({', '.join(IMAGE_EXTENSIONS)}) "
                           f"or must be an existing folder")
-    sinks = {}
-    for kind in args.save:
-        target = out if kind == 'fused' else out.with_name(f"{out.stem}_{kind}.png")
-        sinks[kind] = ImageSink(single=ensure_writable_file(target, f"--out {kind} file"))
+    targets = {kind: out if kind == 'fused' else out.with_name(f"{out.stem}_{kind}.png")
+               for kind in args.save}
+    check_outputs_apart([(f"--out {kind} file", t) for kind, t in targets.items()], inputs(args))
+    sinks = {kind: ImageSink(single=ensure_writable_file(target, f"--out {kind} file"))
+             for kind, target in targets.items()}
     rule = parse_ir_range(args.ir_range)
     items = lambda: iter([Item(vis.stem, read_pair(vis, ir, rule, args.resize, stem=vis.stem))])  # noqa: E731
     return Plan('single', items, 1, sinks, str(out))
@@ -381,16 +389,19 @@ def plan_video(args: argparse.Namespace, ext: str, warnings: List[str]) -> Plan:
     if args.frames:
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out: {out} is a file; --frames needs an output folder")
+        check_outputs_apart([('--out', out)], inputs(args))
         sinks = folder_sinks(out, ext, args.save)
     else:
+        targets = {kind: out if kind == 'fused' else out.with_name(f"{out.stem}_{kind}{out.suffix}")
+                   for kind in args.save}
+        check_outputs_apart([(f"--out {kind} video", t) for kind, t in targets.items()], inputs(args))
         sinks = {}
         try:
-            for kind in args.save:
-                target = out if kind == 'fused' else out.with_name(f"{out.stem}_{kind}{out.suffix}")
+            for kind, target in targets.items():
                 ensure_writable_file(target, f"--out {kind} video")
                 width = 3 * frame[1] if kind == 'grid' else frame[1]
                 sinks[kind] = VideoSink(target, fps, (frame[0], width))
-        except DGFusionError:
+        except BaseException:  # also Ctrl-C / SIGTERM: no empty partial video left behind
             for sink in sinks.values():
                 sink.close()
             raise

@@ -15,9 +15,10 @@ of its inputs is kept unless ``--force`` (also needed after changing ``--mode``)
 With ``-opt``, every entry under ``datasets:`` that has ``dataroot_vis``, ``dataroot_ir`` and
 ``dataroot_mask`` gets its mask folder filled; relative paths are taken from the current
 directory. Failed pairs (unreadable file, size mismatch, unmatched stem) are
-reported by name on stderr, the others are still done, and the exit status is 1. Every mask
-folder is checked for writing before any work (exit 2 when one cannot be written); Ctrl-C
-keeps the masks already written and exits 130.
+reported by name on stderr, the others are still done, and the exit status is 1. Before any
+work, every input folder must exist and every mask folder must be writable and apart from
+every image folder (not the same, not inside, not containing one): exit 2 otherwise. Ctrl-C
+or SIGTERM keeps the masks already written and exits 130.
 """
 from __future__ import annotations
 
@@ -36,9 +37,10 @@ import cv2  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from basicsr.data.pairs import match_folders  # noqa: E402
-from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP,  # noqa: E402
-                                  ConfigError, DataError, DGFusionError, first_line)
-from basicsr.utils.fs import ensure_writable_dir  # noqa: E402
+from basicsr.utils.cli import run_main  # noqa: E402
+from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError,  # noqa: E402
+                                  Interrupted, first_line)
+from basicsr.utils.fs import check_outputs_apart, ensure_writable_dir  # noqa: E402
 from basicsr.utils.img_util import read_image  # noqa: E402
 from basicsr.utils.saliency import MODES, saliency_mask_u8  # noqa: E402
 from basicsr.utils.yaml_io import load_yaml_file  # noqa: E402
@@ -142,14 +144,18 @@ def generate(vis_dir: Path, ir_dir: Path, out_dir: Path, mode: str = 'dgfusion',
     return tally
 
 
-def dataset_folders(opt_path: Path) -> List[Tuple[str, Path, Path, Path]]:
-    """(dataset name, vis, ir, mask) folders of every complete entry under ``datasets:``."""
+def dataset_folders(opt_path: Path) -> Tuple[List[Tuple[str, Path, Path, Path]], List[Tuple[str, Path]]]:
+    """(dataset name, vis, ir, mask) folders of every complete entry under ``datasets:``, and
+    ``(dotted key, folder)`` of every image folder the file names (masks may touch none)."""
     opt = load_yaml_file(opt_path)  # safe, bounded, duplicate keys refused
     datasets = opt.get('datasets') if isinstance(opt, dict) else None
     if not isinstance(datasets, dict):
         raise ConfigError(f"{opt_path}: datasets: missing or not a mapping")
     keys = ('dataroot_vis', 'dataroot_ir', 'dataroot_mask')
     found, seen = [], set()
+    images = [(f"datasets.{name}.{key}", Path(str(entry[key])).expanduser())
+              for name, entry in datasets.items() if isinstance(entry, dict)
+              for key in keys[:2] if entry.get(key)]
     for name, entry in datasets.items():
         if not isinstance(entry, dict) or not all(entry.get(k) for k in keys):
             continue
@@ -162,7 +168,7 @@ def dataset_folders(opt_path: Path) -> List[Tuple[str, Path, Path, Path]]:
             found.append((str(name), vis, ir, mask))
     if not found:
         raise ConfigError(f"{opt_path}: no entry under datasets has all of {', '.join(keys)}")
-    return found
+    return found, images
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -188,36 +194,53 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
+def check_runs(runs: List[Tuple[str, Path, Path, Path]], images: List[Tuple[str, Path]]) -> None:
+    """Before any work: every input folder exists, and no mask folder is, contains or lies
+    inside an image folder (``images``: those of every run and any other the option file
+    names), which would overwrite images with masks."""
+    images = list(images)
+    for name, vis, ir, _ in runs:
+        for role, folder in (('vis', vis), ('ir', ir)):
+            what = f"datasets.{name}.dataroot_{role}" if name else f"--{role}"
+            if not folder.is_dir():
+                raise DataError(f"{what}: {folder}: " + ('is a file, expected a folder of images'
+                                                        if folder.exists() else 'folder does not exist'))
+            images.append((what, folder))
+    for name, _, _, out in runs:
+        check_outputs_apart([(f"datasets.{name}.dataroot_mask" if name else '--out', out)], images)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.opt is not None:
+        runs, images = dataset_folders(args.opt)
+    else:
+        runs, images = [('', args.vis, args.ir, args.out)], []
+    check_runs(runs, images)
+    for name, _, _, out in runs:  # every output before any work
+        ensure_writable_dir(out, f"datasets.{name} mask folder" if name else 'mask folder')
+    any_failed = False
     try:
-        if args.opt is not None:
-            runs = dataset_folders(args.opt)
-        else:
-            runs = [('', args.vis, args.ir, args.out)]
-        for name, _, _, out in runs:  # every output before any work
-            ensure_writable_dir(out, f"datasets.{name} mask folder" if name else 'mask folder')
-        any_failed = False
         for name, vis, ir, out in runs:
             prefix = f"datasets.{name}: " if name else ''
             try:
                 tally = generate(vis, ir, out, args.mode, args.workers, args.force,
                                  desc=name or 'masks')
-            except DataError as exc:  # a missing folder stops this dataset, not the others
+            except DataError as exc:  # e.g. a folder without images: the others still run
                 print(f"error: {prefix}{exc}", file=sys.stderr)
                 any_failed = True
                 continue
             any_failed |= tally.failed > 0
             print(f"{prefix}{tally.written} written, {tally.skipped} skipped, "
                   f"{tally.failed} failed -> {out}")
-    except DGFusionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_SETUP
     except KeyboardInterrupt:
-        print("error: interrupted; the masks written so far are kept (rerun to finish: up-to-date "
-              "masks are skipped)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        raise Interrupted("the masks written so far are kept (rerun to finish: up-to-date "
+                          "masks are skipped)") from None
     return EXIT_ITEMS_FAILED if any_failed else EXIT_OK
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    return run_main(lambda: run(args))
 
 
 if __name__ == '__main__':

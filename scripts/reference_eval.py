@@ -50,6 +50,7 @@ from basicsr.metrics import default_metrics, higher_is_better  # noqa: E402
 from basicsr.inference.report import atomic_write_text  # noqa: E402
 from basicsr.utils import img_util  # noqa: E402
 from basicsr.utils.cli import run_main  # noqa: E402
+from basicsr.utils.fs import check_outputs_apart  # noqa: E402
 from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError  # noqa: E402
 
 OURS, BASELINES = 'ours', ('average', 'maximum')
@@ -330,6 +331,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         raise ConfigError(f"--data: {args.data} not found (the folder holding roadscene/, tno/, vifb/)")
     write = not args.no_card and args.images is None
+    check_outputs_apart([('--work', args.work), ('--out-dir', args.out_dir)]
+                        + ([('--figure', args.figure)] if write else []),
+                        [('--weights', args.weights), ('--data', args.data)])
     if not args.no_card and args.images is not None:
         raise ConfigError('--images: a subset never updates the card; add --no-card')
     csvs: Dict[str, Dict[str, Path]] = {}

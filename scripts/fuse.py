@@ -72,6 +72,7 @@ from basicsr.inference.loader import REFERENCE_WEIGHTS, REPO_ROOT, find_checkpoi
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, unit_to_u8  # noqa: E402
 from basicsr.utils.options import parse_device, resolve_checkpoint_path  # noqa: E402
 
+RESIZE_HINT = ' (resample one with --resize ir|vis)'
 VIDEO_CODECS = {'.avi': 'MJPG', '.mp4': 'mp4v', '.mov': 'mp4v', '.m4v': 'mp4v', '.mkv': 'MJPG'}
 VIDEO_EXTENSIONS = tuple(VIDEO_CODECS) + ('.webm', '.mpg', '.mpeg', '.wmv', '.ts')
 SAVE_KINDS = ('fused', 'grid', 'mask')
@@ -152,7 +153,8 @@ def video_items(vis_cap: cv2.VideoCapture, ir_cap: cv2.VideoCapture, args: argpa
             return
         stem = f"{index:06d}"
         try:
-            pair = read_pair(to_rgb(vis), to_rgb(ir), rule, args.resize, limits, stem=stem)
+            pair = read_pair(to_rgb(vis), to_rgb(ir), rule, args.resize, limits, stem=stem,
+                             size_hint=RESIZE_HINT)
             limits = limits or pair.ir_limits  # hold the first 16-bit frame's range
             yield Item(stem, pair)
         except PAIR_ERRORS as err:
@@ -171,7 +173,8 @@ def file_items(jobs: List[Dict[str, Path]], unmatched: List[Tuple[str, str]],
         yield Item(stem, error=message)
     for job in jobs:
         try:
-            yield Item(job['stem'], read_pair(job['vis'], job['ir'], rule, args.resize, stem=job['stem']))
+            yield Item(job['stem'], read_pair(job['vis'], job['ir'], rule, args.resize, stem=job['stem'],
+                                              size_hint=RESIZE_HINT))
         except PAIR_ERRORS as err:
             yield Item(job['stem'], error=one_line(err))
 
@@ -370,7 +373,8 @@ def plan_run(args: argparse.Namespace, warnings: List[str]) -> Plan:
     sinks = {kind: ImageSink(single=ensure_writable_file(target, f"--out {kind} file"))
              for kind, target in targets.items()}
     rule = parse_ir_range(args.ir_range)
-    items = lambda: iter([Item(vis.stem, read_pair(vis, ir, rule, args.resize, stem=vis.stem))])  # noqa: E731
+    items = lambda: iter([Item(vis.stem, read_pair(vis, ir, rule, args.resize, stem=vis.stem,  # noqa: E731
+                                                   size_hint=RESIZE_HINT))])
     return Plan('single', items, 1, sinks, str(out))
 
 
@@ -381,7 +385,7 @@ def plan_video(args: argparse.Namespace, ext: str, warnings: List[str]) -> Plan:
             for name, c in (('vis', vis_cap), ('ir', ir_cap))}
     if size['vis'] != size['ir'] and args.resize is None:
         raise DataError(f"{args.vis} is {size['vis'][0]}x{size['vis'][1]} but {args.ir} is "
-                        f"{size['ir'][0]}x{size['ir'][1]} (resample one with --resize ir|vis)")
+                        f"{size['ir'][0]}x{size['ir'][1]}{RESIZE_HINT}")
     frame = size['ir'] if args.resize == 'vis' else size['vis']
     counts = [int(c.get(cv2.CAP_PROP_FRAME_COUNT)) for c in (vis_cap, ir_cap)]
     total = min(counts) if min(counts) > 0 else None

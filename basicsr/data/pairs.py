@@ -70,7 +70,8 @@ def _resample(img: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
 
 
 def read_pair(vis: Source, ir: Source, ir_range: IrRange = IrRange(), resize: Optional[str] = None,
-              ir_limits: Optional[Limits] = None, stem: Optional[str] = None) -> Pair:
+              ir_limits: Optional[Limits] = None, stem: Optional[str] = None,
+              size_hint: str = '') -> Pair:
     """Read one pair (files, or decoded arrays as stored: RGB/gray, uint8/uint16).
 
     Args:
@@ -80,6 +81,8 @@ def read_pair(vis: Source, ir: Source, ir_range: IrRange = IrRange(), resize: Op
             size) or ``'vis'`` (the visible image to the infrared size).
         ir_limits: fixed raw limits for a 16-bit infrared image (overrides the rule's own).
         stem: name of the pair (default: the visible file's stem).
+        size_hint: text appended to the size-mismatch message by a caller that can resample
+            (``scripts/fuse.py``: its ``--resize`` option); test sets and training never do.
 
     Raises:
         DataError: unreadable file, or different sizes without ``resize`` (names both sizes).
@@ -93,7 +96,7 @@ def read_pair(vis: Source, ir: Source, ir_range: IrRange = IrRange(), resize: Op
     vis_hw, ir_hw = vis_raw.shape[:2], ir_raw.shape[:2]
     if vis_hw != ir_hw and resize is None:
         raise DataError(f"{vis_name} is {vis_hw[0]}x{vis_hw[1]} but {ir_name} is "
-                        f"{ir_hw[0]}x{ir_hw[1]} (resample one with --resize ir|vis)")
+                        f"{ir_hw[0]}x{ir_hw[1]}{size_hint}")
     if ir_raw.dtype == np.uint16 and ir_limits is None:
         ir_limits = ir_range.limits(ir_raw)
     vis_unit = to_unit(vis_raw, ir_range)

@@ -196,3 +196,16 @@ def test_evaluate_sigterm_writes_the_values_so_far(tmp_path, capsys):
     rows = list(csv.reader(open(table)))
     assert [r[0] for r in rows] == ['image', '000', '001', 'mean']
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_train_sigterm_saves_a_checkpoint_and_exits_130(tmp_path):
+    from tests.conftest import train_options
+    data = write_pairs(tmp_path / 'train')
+    opt = tmp_path / 'train.yml'
+    opt.write_text(train_options(tmp_path, data, total_iter=100000, save_freq=100000))
+    exp = tmp_path / 'experiments' / 'tiny'
+    run = terminate_when([sys.executable, 'train.py', '-opt', str(opt)],
+                         lambda: (exp / 'train_log.jsonl').is_file())
+    assert run.returncode == 130 and 'Traceback' not in run.stderr, run.stderr
+    saved = sorted((exp / 'checkpoints').glob('iter_*.pth'))
+    assert saved and not leftovers(exp / 'checkpoints')

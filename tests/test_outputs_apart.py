@@ -218,6 +218,16 @@ def test_test_py_results_folder_never_overwrites_the_inputs(tmp_path, capsys, ca
     refused(capsys, code, 'path.results_root')
 
 
+def test_test_py_results_folder_holding_the_checkpoint(tmp_path, capsys):
+    data = write_pairs(tmp_path / 'data', n=1, size=(12, 14), masks=False)
+    (tmp_path / 'res' / 'exp' / 'checkpoints').mkdir(parents=True)
+    ckpt = small_checkpoint(tmp_path / 'res' / 'exp' / 'checkpoints' / 'c2.pth')
+    opt = write_test_opt(tmp_path, data['vis'], data['ir'], tmp_path / 'res', 'exp', ckpt.parent)
+    code = run_test_cli(['-opt', str(opt)])
+    refused(capsys, code, 'path.results_root', f"path.pretrain_network_g {ckpt}")
+    assert sorted(p.name for p in (tmp_path / 'res' / 'exp').rglob('*')) == ['c2.pth', 'checkpoints']
+
+
 # ---------------------------------------------------------------- evaluate.py
 
 @pytest.mark.parametrize('target', ['vis_image', 'hard_link', 'fused_folder_csv', 'ir_folder'])
@@ -257,7 +267,9 @@ def test_fuse_never_writes_over_an_input(tmp_path, capsys, monkeypatch, fuse_inp
         vis, ir = 'vis/000.png', 'ir/000.png'
     out = {'folder_same': './vis/', 'folder_inside': 'ir/fused', 'folder_contains': '.',
            'single_same': 'ir/../vis/000.png', 'single_hard_link': 'copy.png',
-           'single_grid': 'x.png', 'weights': 'c2.pth'}[case]
+           'single_grid': 'x.png', 'weights': 'model.png'}[case]
+    if case == 'weights':  # a checkpoint under an image name, given as --out too
+        ckpt = small_checkpoint(tmp_path / 'model.png')
     if case == 'single_hard_link':
         os.link(tmp_path / 'vis' / '000.png', tmp_path / 'copy.png')
     if case == 'single_grid':  # the fused file x.png is new, but its grid x_grid.png is --ir

@@ -143,8 +143,22 @@ def write_option_data(option_file: Path, cwd: Path) -> None:
         size = (136, 136) if phase == 'train' else (24, 32)  # training: >= patch_size
         for key, role in (('dataroot_vis', 'vis'), ('dataroot_ir', 'ir'), ('dataroot_mask', 'mask')):
             folder = ds.get(key)
-            if isinstance(folder, str) and folder not in ('auto', 'none') and not (cwd / folder).exists():
+            if isinstance(folder, str) and folder not in ('auto', 'none') and stand_in(cwd, folder):
                 write_folder(cwd / folder, role, size, masks=role == 'mask')
+
+
+def stand_in(cwd: Path, value: str) -> Optional[Path]:
+    """Where a stand-in for input ``value`` may be written: inside the temporary folder only
+    (never through a link into the repository: a README naming a file that is not shipped must
+    fail), and never for a placeholder such as ``...``."""
+    path = cwd / value
+    if not value.strip('./') or path.exists():
+        return None
+    try:
+        path.resolve().relative_to(cwd.parent.resolve())
+    except ValueError:
+        return None
+    return path
 
 
 def prepare(words: List[str], cwd: Path) -> List[str]:
@@ -163,11 +177,11 @@ def prepare(words: List[str], cwd: Path) -> List[str]:
         if word == '-opt':
             write_option_data(cwd / value, cwd)
         elif word in ('--vis', '--ir'):
-            role, path = word[2:], cwd / value
+            role, path = word[2:], stand_in(cwd, value)
+            if path is None:
+                continue
             size = (20, 28) if resize and role == 'ir' else (24, 32)
             bits = 16 if '16' in value or (role == 'ir' and path.suffix == '.tif') else 8
-            if path.exists():
-                continue
             if path.suffix.lower() in VIDEO_EXTS:
                 write_video(path)
             elif path.suffix.lower() in IMAGE_EXTS:
@@ -178,10 +192,10 @@ def prepare(words: List[str], cwd: Path) -> List[str]:
             j = i + 1
             while j < len(words) and not words[j].startswith('--'):
                 suffix = suffixes[min(j - i - 1, len(suffixes) - 1)] if suffixes else ''
-                if not (cwd / words[j]).exists():
+                if stand_in(cwd, words[j]) is not None:
                     write_folder(cwd / words[j], 'vis', suffix=suffix)
                 j += 1
-        elif word in ('--weights', '--input') and value.endswith('.pth') and not (cwd / value).exists():
+        elif word in ('--weights', '--input') and value.endswith('.pth') and stand_in(cwd, value):
             write_checkpoint(cwd / value)
     return words
 

@@ -338,8 +338,12 @@ def check_paths(opt: Dict[str, Any], probs: Problems, is_train: bool) -> None:
         except OutputError as exc:
             probs.add(f"path.{root_key}", str(exc))
         else:
+            # test.py also reads a checkpoint (training may resume from its own folder)
+            ckpt_file = None if is_train or not isinstance(ckpt, str) or not ckpt else \
+                resolve_checkpoint_path(ckpt)
             _check_apart_from_data(opt, probs, f"path.{root_key}", (
-                'experiment folder' if is_train else 'results folder', Path(root) / name))
+                'experiment folder' if is_train else 'results folder', Path(root) / name),
+                [('path.pretrain_network_g', ckpt_file)] if ckpt_file else [])
     _check_masks_apart(opt, probs)
 
 
@@ -354,11 +358,12 @@ def _data_roots(opt: Dict[str, Any], keys: Sequence[str]) -> List[Tuple[str, str
 
 
 def _check_apart_from_data(opt: Dict[str, Any], probs: Problems, key: str,
-                           run_folder: Tuple[str, Path]) -> None:
-    """The run's output folder may not be, contain or lie inside a folder the datasets read."""
+                           run_folder: Tuple[str, Path], others: Sequence[Tuple[str, Path]] = ()) -> None:
+    """The run's output folder may not be, contain or lie inside a folder the datasets read
+    (nor one of ``others``)."""
     from basicsr.utils.fs import overlap_problem
     problem = overlap_problem(run_folder, _data_roots(
-        opt, ('dataroot_vis', 'dataroot_ir', 'dataroot_mask')))
+        opt, ('dataroot_vis', 'dataroot_ir', 'dataroot_mask')) + list(others))
     if problem:
         probs.add(key, problem)
 

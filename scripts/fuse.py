@@ -37,7 +37,9 @@ whole-frame output (README, "Fuse your own data").
 
 Exit status: 0 all fused; 1 some pairs or frames failed (each named, the others written);
 2 bad arguments or setup (one ``error: ...`` line, checked before any work, the output
-location included); 130 interrupted (what was fused is kept, a video is closed properly).
+location included: no output may be, contain or lie inside ``--vis``, ``--ir`` or the weights
+file); 130 interrupted by Ctrl-C or SIGTERM (what was fused is kept, a video is closed with
+the frames fused so far, and no partial file is left).
 """
 from __future__ import annotations
 

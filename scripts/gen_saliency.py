@@ -133,11 +133,18 @@ def generate(vis_dir: Path, ir_dir: Path, out_dir: Path, mode: str = 'dgfusion',
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = [job for job in jobs if force or not is_up_to_date(job)]
     tally.skipped = len(jobs) - len(todo)
-    for name, error in run_jobs(todo, workers, desc):
-        if error is None:
-            tally.written += 1
-        else:
-            failures.append((name, error))
+    results = run_jobs(todo, workers, desc)
+    try:
+        for name, error in results:
+            if error is None:
+                tally.written += 1
+            else:
+                failures.append((name, error))
+    except KeyboardInterrupt:
+        results.close()  # ends the worker processes, which may stop in the middle of a write
+        for tmp in out_dir.glob('.*.tmp.png'):  # their temporary files (make_mask's names)
+            tmp.unlink(missing_ok=True)
+        raise
     for name, error in sorted(failures):
         print(f"error: {name}: {error}", file=sys.stderr)
     tally.failed = len(failures)

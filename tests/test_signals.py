@@ -161,11 +161,12 @@ val:
     assert not leftovers(out)
 
 
-def test_gen_saliency_sigterm_keeps_the_masks(tmp_path):
+@pytest.mark.parametrize('workers', ['0', '2'])
+def test_gen_saliency_sigterm_keeps_the_masks(tmp_path, workers):
     data = write_pairs(tmp_path / 'data', n=400, size=(64, 80), masks=False)
     out = tmp_path / 'masks'
     run = terminate_when([sys.executable, 'scripts/gen_saliency.py', '--vis', str(data['vis']),
-                          '--ir', str(data['ir']), '--out', str(out), '--workers', '0'],
+                          '--ir', str(data['ir']), '--out', str(out), '--workers', workers],
                          lambda: out.is_dir() and any(out.glob('*.png')))
     one_interrupted_line(run)
     assert 1 <= len(list(out.glob('*.png'))) < 400 and not leftovers(out)

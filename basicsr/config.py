@@ -41,7 +41,7 @@ from basicsr.utils.options import (ARCH_RANGES, DATASET_RANGES, LOADER_KEYS, LOS
 from basicsr.utils.registry import (ARCH_REGISTRY, DATASET_REGISTRY, LAYOUT_REGISTRY, LOSS_REGISTRY,
                                     METRIC_REGISTRY, MODEL_REGISTRY, OPTIMIZER_REGISTRY,
                                     SCHEDULER_REGISTRY, build_from_cfg, did_you_mean, unknown_name)
-from basicsr.utils.yaml_io import dump_yaml, load_yaml_file, parse_scalar
+from basicsr.utils.yaml_io import dump_yaml, load_yaml_file, load_yaml_text, parse_scalar
 
 TRAIN_SCHEMA: Dict[str, Any] = {
     'name': _f(str),
@@ -311,7 +311,7 @@ def _check_layout(ds: Dict[str, Any], phase: str, prefix: str, probs: Problems) 
         elif layout.has_mask:
             absent = [g.mask for g in groups if g.mask is not None and not g.mask.is_dir()]
             if absent:
-                probs.add(prefix + 'dataroot_mask', f"absent, so the layout's mask folder is used: "
+                probs.add(prefix + 'dataroot_mask', "absent, so the layout's mask folder is used: "
                           + _missing_folder(str(absent[0]), 'dataroot_mask', probs.source))
                 return
     if phase == 'train' and not any(item.startswith(prefix) for item in probs.items):
@@ -537,6 +537,20 @@ def load_options(path: str | Path, is_train: bool = True, overrides: Sequence[st
     probs.raise_if_any()
     return LoadedOptions(opt, path.read_text(encoding='utf-8'), str(path), probs.warnings)
 
+
+
+def written_network_g(loaded: LoadedOptions, overrides: Sequence[str] = ()) -> Dict[str, Any]:
+    """The ``network_g`` keys that the option file or a ``--set network_g.KEY=...`` spells out
+    (not the defaults filled in), with their resolved values."""
+    raw = load_yaml_text(loaded.original_text, loaded.source)
+    section = raw.get('network_g') if isinstance(raw, dict) else None
+    keys = set(section) if isinstance(section, dict) else set()
+    for item in overrides:
+        dotted = item.split('=', 1)[0].strip().split('.')
+        if len(dotted) == 2 and dotted[0] == 'network_g' and '=' in item:
+            keys.add(dotted[1])
+    resolved = loaded.opt.get('network_g') or {}
+    return {key: resolved[key] for key in sorted(keys) if key in resolved}
 
 
 def print_dry_run(loaded: LoadedOptions) -> int:

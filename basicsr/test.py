@@ -55,11 +55,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 def run_test(args: argparse.Namespace) -> int:
     import torch
 
-    from basicsr.config import load_options, print_dry_run
+    from basicsr.config import load_options, print_dry_run, written_network_g
     from basicsr.data import build_dataset
     from basicsr.data.demo import ensure_demo_data
     from basicsr.inference import check_tile, load_model
     from basicsr.inference.html_report import parse_compare
+    from basicsr.inference.loader import check_network_options
     from basicsr.utils.fs import ensure_writable_dir
     from basicsr.utils.logger import setup_logging
     from basicsr.utils.yaml_io import dump_yaml
@@ -90,6 +91,8 @@ def run_test(args: argparse.Namespace) -> int:
     model = load_model(opt['path']['pretrain_network_g'], opt['device'],
                        use_ema=opt['path']['param_key_g'] == 'params_ema',
                        where='path.pretrain_network_g', network_g=opt['network_g'])
+    check_network_options(written_network_g(loaded, args.overrides), model,
+                          'path.pretrain_network_g')
     logger.info('loaded %s', model.describe())
     failed = 0
     for name, dataset in datasets:

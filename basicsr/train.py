@@ -42,9 +42,11 @@ def fail(message: str, code: int = EXIT_SETUP) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Console entry; returns the exit code: 0 done, 1 training diverged, 2 bad options or
     setup, 130 stopped by Ctrl-C/SIGTERM (after saving a checkpoint)."""
+    from basicsr.utils.signals import sigterm_as_interrupt
     args = parse_args(argv)
     try:
-        return train(args)
+        with sigterm_as_interrupt():  # before the loop's own handler, and after it
+            return train(args)
     except DGFusionError as exc:
         return fail(one_line(exc))
     except OSError as exc:  # e.g. the disk filled up: name the file, no traceback

@@ -23,7 +23,8 @@ from basicsr.data.download import download_hint  # noqa: E402
 from basicsr.metrics import (CONVENTIONS, compute_metrics, default_metrics,  # noqa: E402
                              evaluate_prepared, higher_is_better, metrics_for, prepare_inputs,
                              read_image_rgb)
-from basicsr.utils.errors import ConfigError, DGFusionError  # noqa: E402
+from basicsr.utils.cli import run_main  # noqa: E402
+from basicsr.utils.errors import ConfigError  # noqa: E402
 
 TNO = Path(__file__).resolve().parents[1] / 'datasets' / 'TNO'
 
@@ -83,11 +84,7 @@ def main() -> int:
     parser.add_argument('--repeat', type=int, default=3)
     parser.add_argument('--threads', type=int, default=1)
     args = parser.parse_args()
-    try:
-        return run(args)
-    except DGFusionError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+    return run_main(lambda: run(args))
 
 
 if __name__ == '__main__':

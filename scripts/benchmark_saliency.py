@@ -31,6 +31,7 @@ from typing import Callable, List, Tuple  # noqa: E402
 import cv2  # noqa: E402
 
 from basicsr.data.download import download_hint  # noqa: E402
+from basicsr.utils.cli import run_main  # noqa: E402
 from basicsr.utils.errors import DataError, DGFusionError  # noqa: E402
 from basicsr.utils.img_util import list_images  # noqa: E402
 from basicsr.utils.saliency import saliency_mask_u8  # noqa: E402
@@ -88,6 +89,10 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument('--repeat', type=int, default=30, help='repeats of the per-pair timings')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
+    return run_main(lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         pairs = find_pairs(args.data)
         print(f"pairs: {', '.join(p.name for p in pairs)} ({SIZE[0]}x{SIZE[1]}); "

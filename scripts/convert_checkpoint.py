@@ -30,15 +30,15 @@ from basicsr.utils.checkpoint import (CKPT_FORMAT, check_format, describe_config
 from basicsr.inference.loader import find_checkpoint  # noqa: E402
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP,  # noqa: E402
                                   CheckpointError, DGFusionError)
-from basicsr.utils.fs import ensure_writable_file  # noqa: E402
+from basicsr.utils.fs import check_outputs_apart, ensure_writable_file  # noqa: E402
+from basicsr.utils.signals import sigterm_as_interrupt  # noqa: E402
 
 
 def convert(src: Path, dst: Path, to: str, key: Optional[str] = None) -> str:
     """Convert ``src`` (a file, or a checkpoints folder: its ``latest`` file) into ``dst``;
     returns a one-line summary."""
     src = find_checkpoint(src, '--input')
-    if src.resolve() == dst.resolve():
-        raise CheckpointError(f"{dst}: output must differ from the input")
+    check_outputs_apart([('--output', dst)], [('--input', src)])
     ensure_writable_file(dst, 'output checkpoint')
     ckpt = read_checkpoint(src)
     check_format(ckpt, src)
@@ -69,7 +69,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     try:
-        print(convert(args.input, args.output, args.to, args.key))
+        with sigterm_as_interrupt():
+            print(convert(args.input, args.output, args.to, args.key))
     except DGFusionError as err:
         print(f'error: {err}', file=sys.stderr)
         return EXIT_SETUP

@@ -34,8 +34,9 @@ is not every image. With ``--out``, a self-contained ``report.html`` is written 
 marked and sortable columns, and per image thumbnails vis | ir | each method, linking to the
 full images (see :mod:`basicsr.inference.html_report`).
 
-A source without its partner, an unreadable image or one of the wrong size is reported by
-name and skipped; the others are still evaluated. Exit status: 0 done; 1 some images failed
+A source without its partner, a missing fused image, an unreadable image or one of the wrong
+size is reported by name and skipped; the others are still evaluated. ``--out`` may not be,
+contain or lie inside a ``--vis``, ``--ir`` or ``--fused`` folder (exit 2, before any work). Exit status: 0 done; 1 some images failed
 (each named); 2 bad arguments or setup (one ``error: ...`` line); 130 interrupted (the values
 so far are written to ``--out``).
 """
@@ -66,7 +67,7 @@ from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataE
                                   DGFusionError, Interrupted)
 from basicsr.data.pairs import match_folders  # noqa: E402
 from basicsr.utils import img_util  # noqa: E402
-from basicsr.utils.fs import ensure_writable_file  # noqa: E402
+from basicsr.utils.fs import check_outputs_apart, ensure_writable_file  # noqa: E402
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, IrRange, parse_ir_range  # noqa: E402
 
 
@@ -119,7 +120,13 @@ def detect_suffixes(files: Dict[str, Path], stems: Sequence[str], folder: Path) 
     if not counts:
         raise DataError(f"fused folder {folder}: no file name starts with a source stem "
                         f"(e.g. {_short(sorted(stems), 3)})")
-    best = max(sorted(counts), key=lambda s: len(counts[s]))
+    # no suffix completes the set: a folder with failed pairs (test.py, fuse.py) still has one
+    # suffix that covers most stems; its missing images are named and skipped later
+    ranked = sorted(counts, key=lambda s: (-len(counts[s]), s))
+    best = ranked[0]
+    if 2 * len(counts[best]) >= len(stems) and (len(ranked) == 1 or
+                                              len(counts[ranked[1]]) < len(counts[best])):
+        return [best]
     missing = sorted(set(stems) - counts[best])
     raise DataError(f"fused folder {folder}: suffix '{best}' lacks images for {_short(missing)} "
                     f"(give --fused-suffix to choose)")
@@ -261,6 +268,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers: expected a positive integer, got {args.workers}")
     ir_range = parse_ir_range(args.ir_range)
     if args.out is not None:
+        check_outputs_apart([('--out', args.out)], [('--vis', args.vis), ('--ir', args.ir)]
+                            + [('--fused', folder) for folder in args.fused])
         ensure_writable_file(args.out, '--out')
     if args.report is not None and args.no_report:
         raise ConfigError('--report and --no-report exclude each other')

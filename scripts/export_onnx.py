@@ -97,7 +97,8 @@ def check(args: argparse.Namespace, net, sizes: List[Tuple[int, int]]) -> List[s
 
 def run(args: argparse.Namespace) -> int:
     from basicsr.deploy.onnx_export import MIN_OPSET, export_onnx, require_exporter
-    from basicsr.utils.fs import ensure_writable_file
+    from basicsr.utils.fs import check_outputs_apart, ensure_writable_file
+    from basicsr.utils.options import resolve_checkpoint_path
 
     size = parse_size_list(args.size, '--size')[0] if args.size is not None else None
     if args.size is not None and ',' in args.size:
@@ -109,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
                           f"the exporter writes")
     if args.out.suffix.lower() != '.onnx':
         raise ConfigError(f"--out: {args.out} must end in .onnx")
+    check_outputs_apart([('--out', args.out)], [('--weights', args.weights if args.weights.is_file()
+                                                 else resolve_checkpoint_path(args.weights))])
     ensure_writable_file(args.out, '--out file')
     require_exporter()
     net, ckpt = load_net(args)

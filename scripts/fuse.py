@@ -44,7 +44,9 @@ whole-frame output (README, "Fuse your own data").
 
 Exit status: 0 all fused; 1 some pairs or frames failed (each named, the others written);
 2 bad arguments or setup (one ``error: ...`` line, checked before any work, the output
-location included); 130 interrupted (what was fused is kept, a video is closed properly).
+location included: no output may be, contain or lie inside ``--vis``, ``--ir`` or the weights
+file); 130 interrupted by Ctrl-C or SIGTERM (what was fused is kept, a video is closed with
+the frames fused so far, and no partial file is left).
 """
 from __future__ import annotations
 
@@ -71,15 +73,16 @@ from basicsr.inference import (DEFAULT_OVERLAP, Pair, Stopwatch, check_tile, fus
 from basicsr.utils.cli import run_main  # noqa: E402
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK,  # noqa: E402
                                   ConfigError, DataError, DGFusionError, one_line)
-from basicsr.utils.fs import ensure_writable_dir, ensure_writable_file  # noqa: E402
+from basicsr.utils.fs import check_outputs_apart, ensure_writable_dir, ensure_writable_file  # noqa: E402
 from basicsr.utils.img_util import IMAGE_EXTENSIONS, tensor2img, write_image  # noqa: E402
 from basicsr.inference.fusion import resolve_overlap  # noqa: E402
 from basicsr.inference.baselines import BASELINES, BaselineModel  # noqa: E402
 from basicsr.data.layouts import LAYOUTS, get_layout, layout_pairs  # noqa: E402
 from basicsr.inference.loader import REFERENCE_WEIGHTS, REPO_ROOT, find_checkpoint  # noqa: E402
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, unit_to_u8  # noqa: E402
-from basicsr.utils.options import parse_device  # noqa: E402
+from basicsr.utils.options import parse_device, resolve_checkpoint_path  # noqa: E402
 
+RESIZE_HINT = ' (resample one with --resize ir|vis)'
 VIDEO_CODECS = {'.avi': 'MJPG', '.mp4': 'mp4v', '.mov': 'mp4v', '.m4v': 'mp4v', '.mkv': 'MJPG'}
 VIDEO_EXTENSIONS = tuple(VIDEO_CODECS) + ('.webm', '.mpg', '.mpeg', '.wmv', '.ts')
 SAVE_KINDS = ('fused', 'grid', 'mask')
@@ -180,7 +183,8 @@ def video_items(vis_cap: cv2.VideoCapture, ir_cap: cv2.VideoCapture, args: argpa
             return
         stem = f"{index:06d}"
         try:
-            pair = read_pair(to_rgb(vis), to_rgb(ir), rule, args.resize, limits, stem=stem)
+            pair = read_pair(to_rgb(vis), to_rgb(ir), rule, args.resize, limits, stem=stem,
+                             size_hint=RESIZE_HINT)
             limits = limits or pair.ir_limits  # hold the first 16-bit frame's range
             yield Item(stem, pair)
         except PAIR_ERRORS as err:
@@ -200,7 +204,8 @@ def file_items(jobs: List[Dict[str, Path]], unmatched: List[Tuple[str, str]],
     for job in jobs:
         try:
             yield Item(job['stem'], read_pair(job['vis'], job['ir'], rule, args.resize,
-                                              stem=job['stem'], border=args.border or 0))
+                                              stem=job['stem'], border=args.border or 0,
+                                              size_hint=RESIZE_HINT))
         except PAIR_ERRORS as err:
             yield Item(job['stem'], error=one_line(err))
 
@@ -366,6 +371,8 @@ def plan_layout(args: argparse.Namespace, ext: str) -> Plan:
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out: {args.out} is a file; --layout needs an output folder")
     try:
+        folders = [f for g in layout.groups(args.root, args.split) for f in (g.vis, g.ir)]
+        check_outputs_apart([('--out', args.out)], [('--root', f) for f in folders] + inputs(args))
         jobs, unmatched = layout_pairs(layout, args.root, args.split)
     except ConfigError as err:
         raise ConfigError(f"--{err}") from None  # 'split: ...' -> '--split: ...'
@@ -374,18 +381,26 @@ def plan_layout(args: argparse.Namespace, ext: str) -> Plan:
                 sinks, f"{args.out}")
 
 
+def inputs(args: argparse.Namespace) -> List[Tuple[str, Path]]:
+    """What the run reads, for :func:`check_outputs_apart`: the sources and the weights file
+    (of a checkpoints folder: the file it resolves to)."""
+    weights = args.weights
+    if weights is not None and weights.is_dir():
+        weights = resolve_checkpoint_path(weights)
+    sources = [(flag, path) for flag, path in (('--vis', args.vis), ('--ir', args.ir)) if path]
+    return sources + ([('--weights', weights)] if weights else [])
+
+
 def plan_run(args: argparse.Namespace, warnings: List[str]) -> Plan:
     """Classify the inputs, check every output location, and say how to produce the items."""
     ext = check_ext(args.ext)
     if args.layout is not None:
         return plan_layout(args, ext)
     vis, ir, out = args.vis, args.ir, args.out
-    for role, path in (('--vis', vis), ('--ir', ir)):
-        if out.resolve() == path.resolve():
-            raise ConfigError(f"--out: {out} is the {role} input; choose another location")
     if vis.is_dir() and ir.is_dir():
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out: {out} is a file; folder inputs need an output folder")
+        check_outputs_apart([('--out', out)], inputs(args))
         jobs, unmatched = match_folders(vis, ir)
         sinks = folder_sinks(out, ext, args.save)
         return Plan('folder', lambda: file_items(jobs, unmatched, args), len(jobs) + len(unmatched),
@@ -404,12 +419,14 @@ def plan_run(args: argparse.Namespace, warnings: List[str]) -> Plan:
     elif out.suffix.lower() not in IMAGE_EXTENSIONS:
         raise ConfigError(f"--out: {out} needs an image extension ({', '.join(IMAGE_EXTENSIONS)}) "
                           f"or must be an existing folder")
-    sinks = {}
-    for kind in args.save:
-        target = out if kind == 'fused' else out.with_name(f"{out.stem}_{kind}.png")
-        sinks[kind] = ImageSink(single=ensure_writable_file(target, f"--out {kind} file"))
+    targets = {kind: out if kind == 'fused' else out.with_name(f"{out.stem}_{kind}.png")
+               for kind in args.save}
+    check_outputs_apart([(f"--out {kind} file", t) for kind, t in targets.items()], inputs(args))
+    sinks = {kind: ImageSink(single=ensure_writable_file(target, f"--out {kind} file"))
+             for kind, target in targets.items()}
     rule = parse_ir_range(args.ir_range)
-    items = lambda: iter([Item(vis.stem, read_pair(vis, ir, rule, args.resize, stem=vis.stem))])  # noqa: E731
+    items = lambda: iter([Item(vis.stem, read_pair(vis, ir, rule, args.resize, stem=vis.stem,  # noqa: E731
+                                                   size_hint=RESIZE_HINT))])
     return Plan('single', items, 1, sinks, str(out))
 
 
@@ -420,7 +437,7 @@ def plan_video(args: argparse.Namespace, ext: str, warnings: List[str]) -> Plan:
             for name, c in (('vis', vis_cap), ('ir', ir_cap))}
     if size['vis'] != size['ir'] and args.resize is None:
         raise DataError(f"{args.vis} is {size['vis'][0]}x{size['vis'][1]} but {args.ir} is "
-                        f"{size['ir'][0]}x{size['ir'][1]} (resample one with --resize ir|vis)")
+                        f"{size['ir'][0]}x{size['ir'][1]}{RESIZE_HINT}")
     frame = size['ir'] if args.resize == 'vis' else size['vis']
     counts = [int(c.get(cv2.CAP_PROP_FRAME_COUNT)) for c in (vis_cap, ir_cap)]
     total = min(counts) if min(counts) > 0 else None
@@ -428,16 +445,19 @@ def plan_video(args: argparse.Namespace, ext: str, warnings: List[str]) -> Plan:
     if args.frames:
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out: {out} is a file; --frames needs an output folder")
+        check_outputs_apart([('--out', out)], inputs(args))
         sinks = folder_sinks(out, ext, args.save)
     else:
+        targets = {kind: out if kind == 'fused' else out.with_name(f"{out.stem}_{kind}{out.suffix}")
+                   for kind in args.save}
+        check_outputs_apart([(f"--out {kind} video", t) for kind, t in targets.items()], inputs(args))
         sinks = {}
         try:
-            for kind in args.save:
-                target = out if kind == 'fused' else out.with_name(f"{out.stem}_{kind}{out.suffix}")
+            for kind, target in targets.items():
                 ensure_writable_file(target, f"--out {kind} video")
                 width = 3 * frame[1] if kind == 'grid' else frame[1]
                 sinks[kind] = VideoSink(target, fps, (frame[0], width))
-        except DGFusionError:
+        except BaseException:  # also Ctrl-C / SIGTERM: no empty partial video left behind
             for sink in sinks.values():
                 sink.close()
             raise

@@ -22,9 +22,10 @@ pairs are those of a benchmark folder (``basicsr/data/layouts.py``), read with t
 quirks (``--border``/``--resize`` default to the layout's), and the mask of pair ``<stem>`` is
 ``OUT/<stem>.png`` (VTUAV: ``OUT/<sequence>/<frame>.png``), where a training set with the same
 layout and ``dataroot_mask: OUT`` finds it. Failed pairs (unreadable file, size mismatch, unmatched stem) are
-reported by name on stderr, the others are still done, and the exit status is 1. Every mask
-folder is checked for writing before any work (exit 2 when one cannot be written); Ctrl-C
-keeps the masks already written and exits 130.
+reported by name on stderr, the others are still done, and the exit status is 1. Before any
+work, every input folder must exist and every mask folder must be writable and apart from
+every image folder (not the same, not inside, not containing one): exit 2 otherwise. Ctrl-C
+or SIGTERM keeps the masks already written and exits 130.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse  # noqa: E402
 import multiprocessing  # noqa: E402
 import os  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from typing import Callable, Dict, Iterable, List, Optional, Tuple  # noqa: E402
 
 import cv2  # noqa: E402
@@ -44,9 +45,10 @@ from tqdm import tqdm  # noqa: E402
 
 from basicsr.data.layouts import LAYOUTS, get_layout, layout_pairs  # noqa: E402
 from basicsr.data.pairs import RESIZE_CHOICES, match_folders, read_sources  # noqa: E402
-from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP,  # noqa: E402
-                                  ConfigError, DataError, DGFusionError, first_line)
-from basicsr.utils.fs import ensure_writable_dir  # noqa: E402
+from basicsr.utils.cli import run_main  # noqa: E402
+from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError,  # noqa: E402
+                                  DGFusionError, Interrupted, first_line)
+from basicsr.utils.fs import check_outputs_apart, ensure_writable_dir  # noqa: E402
 from basicsr.utils.saliency import MODES, saliency_mask_u8  # noqa: E402
 from basicsr.utils.yaml_io import load_yaml_file  # noqa: E402
 
@@ -74,6 +76,7 @@ class MaskRun:
     find: Callable[[], Found]
     border: int = 0
     resize: Optional[str] = None
+    inputs: List[Tuple[str, Path]] = field(default_factory=list)  # (option or flag, image folder)
 
 
 @dataclass
@@ -85,17 +88,21 @@ class Tally:
 
 def folder_run(name: str, vis_dir: Path, ir_dir: Path, out_dir: Path) -> MaskRun:
     """Two folders paired by stem."""
-    return MaskRun(name, out_dir, lambda: match_folders(vis_dir, ir_dir))
+    inputs = [(f"datasets.{name}.dataroot_{role}" if name else f"--{role}", folder)
+              for role, folder in (('vis', vis_dir), ('ir', ir_dir))]
+    return MaskRun(name, out_dir, lambda: match_folders(vis_dir, ir_dir), inputs=inputs)
 
 
 def layout_run(name: str, layout: str, root: Path, split: Optional[str], out_dir: Path,
                border: Optional[int] = None, resize: Optional[str] = None) -> MaskRun:
     """The pairs of a benchmark layout (its border and resize unless given)."""
     chosen = get_layout(layout)
-    chosen.groups(root, split)  # a missing folder or split is a setup error, found first
+    groups = chosen.groups(root, split)  # a missing folder or split is a setup error, found first
+    label = f"datasets.{name}.root" if name else '--root'
     return MaskRun(name, out_dir, lambda: layout_pairs(chosen, root, split),
                    chosen.border if border is None else border,
-                   chosen.resize if resize is None else resize)
+                   chosen.resize if resize is None else resize,
+                   [(label, folder) for g in groups for folder in (g.vis, g.ir)])
 
 
 def match_pairs(run: MaskRun, mode: str) -> Tuple[List[PairJob], List[Tuple[str, str]]]:
@@ -171,20 +178,28 @@ def generate(run: MaskRun, mode: str = 'dgfusion', workers: int = 0, force: bool
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = [job for job in jobs if force or not is_up_to_date(job)]
     tally.skipped = len(jobs) - len(todo)
-    for name, error in run_jobs(todo, workers, desc):
-        if error is None:
-            tally.written += 1
-        else:
-            failures.append((name, error))
+    results = run_jobs(todo, workers, desc)
+    try:
+        for name, error in results:
+            if error is None:
+                tally.written += 1
+            else:
+                failures.append((name, error))
+    except KeyboardInterrupt:
+        results.close()  # ends the worker processes, which may stop in the middle of a write
+        for tmp in out_dir.rglob('.*.tmp.png'):  # their temporary files (make_mask's names)
+            tmp.unlink(missing_ok=True)
+        raise
     for name, error in sorted(failures):
         print(f"error: {name}: {error}", file=sys.stderr)
     tally.failed = len(failures)
     return tally
 
 
-def dataset_runs(opt_path: Path) -> List[MaskRun]:
+def dataset_runs(opt_path: Path) -> Tuple[List[MaskRun], List[Tuple[str, Path]]]:
     """The mask folder of every complete entry under ``datasets:``: ``dataroot_vis``,
-    ``dataroot_ir`` and ``dataroot_mask``, or ``layout`` and ``root`` (see the module doc)."""
+    ``dataroot_ir`` and ``dataroot_mask``, or ``layout`` and ``root`` (see the module doc);
+    and ``(dotted key, folder)`` of every image folder the file names (masks may touch none)."""
     opt = load_yaml_file(opt_path)  # safe, bounded, duplicate keys refused
     datasets = opt.get('datasets') if isinstance(opt, dict) else None
     if not isinstance(datasets, dict):
@@ -192,6 +207,9 @@ def dataset_runs(opt_path: Path) -> List[MaskRun]:
     keys = ('dataroot_vis', 'dataroot_ir', 'dataroot_mask')
     found: List[MaskRun] = []
     seen = set()
+    images = [(f"datasets.{name}.{key}", Path(str(entry[key])).expanduser())
+              for name, entry in datasets.items() if isinstance(entry, dict)
+              for key in keys[:2] if entry.get(key)]
     for name, entry in datasets.items():
         if isinstance(entry, dict) and entry.get('layout') and entry.get('root'):
             run = _layout_entry_run(opt_path, str(name), entry)
@@ -212,7 +230,7 @@ def dataset_runs(opt_path: Path) -> List[MaskRun]:
     if not found:
         raise ConfigError(f"{opt_path}: no entry under datasets has all of {', '.join(keys)} "
                           f"(or layout and root with a mask folder)")
-    return found
+    return found, images
 
 
 def _layout_entry_run(opt_path: Path, name: str, entry: Dict) -> Optional[MaskRun]:
@@ -282,44 +300,67 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
+def check_runs(runs: List[MaskRun], images: List[Tuple[str, Path]]) -> None:
+    """Before any work: every input folder exists, and no mask folder is, contains or lies
+    inside an image folder (``images``: any other the option file names, plus those of every
+    run), which would overwrite images with masks."""
+    images = list(images)
+    for run in runs:
+        for what, folder in run.inputs:
+            if not folder.is_dir():
+                raise DataError(f"{what}: {folder}: " + ('is a file, expected a folder of images'
+                                                        if folder.exists() else 'folder does not exist'))
+            images.append((what, folder))
+    for run in runs:
+        check_outputs_apart([(f"datasets.{run.name}.dataroot_mask" if run.name else '--out', run.out)],
+                            images)
+
+
+def plan_runs(args: argparse.Namespace) -> Tuple[List[MaskRun], List[Tuple[str, Path]]]:
+    """The mask runs the arguments ask for, and the other image folders an option file names."""
+    if args.opt is not None:
+        return dataset_runs(args.opt)
+    if args.layout is not None:
+        try:
+            return [layout_run('', args.layout, args.root, args.split, args.out, args.border,
+                               args.resize)], []
+        except ConfigError as exc:
+            raise ConfigError(f"--{exc}") from None  # 'split: ...' -> '--split: ...'
+    runs = [folder_run('', args.vis, args.ir, args.out)]
+    if args.resize is not None:
+        runs[0].resize = args.resize
+    return runs, []
+
+
+def run(args: argparse.Namespace) -> int:
+    runs, images = plan_runs(args)
+    check_runs(runs, images)
+    for mask_run in runs:  # every output before any work
+        ensure_writable_dir(mask_run.out, f"datasets.{mask_run.name} mask folder" if mask_run.name
+                            else 'mask folder')
+    any_failed = False
     try:
-        if args.opt is not None:
-            runs = dataset_runs(args.opt)
-        elif args.layout is not None:
-            try:
-                runs = [layout_run('', args.layout, args.root, args.split, args.out, args.border,
-                                   args.resize)]
-            except ConfigError as exc:
-                raise ConfigError(f"--{exc}") from None  # 'split: ...' -> '--split: ...'
-        else:
-            runs = [folder_run('', args.vis, args.ir, args.out)]
-            if args.resize is not None:
-                runs[0].resize = args.resize
-        for run in runs:  # every output before any work
-            ensure_writable_dir(run.out, f"datasets.{run.name} mask folder" if run.name else 'mask folder')
-        any_failed = False
-        for run in runs:
-            name, out = run.name, run.out
+        for mask_run in runs:
+            name, out = mask_run.name, mask_run.out
             prefix = f"datasets.{name}: " if name else ''
             try:
-                tally = generate(run, args.mode, args.workers, args.force, desc=name or 'masks')
-            except DataError as exc:  # a missing folder stops this dataset, not the others
+                tally = generate(mask_run, args.mode, args.workers, args.force, desc=name or 'masks')
+            except DataError as exc:  # e.g. a folder without images: the others still run
                 print(f"error: {prefix}{exc}", file=sys.stderr)
                 any_failed = True
                 continue
             any_failed |= tally.failed > 0
             print(f"{prefix}{tally.written} written, {tally.skipped} skipped, "
                   f"{tally.failed} failed -> {out}")
-    except DGFusionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_SETUP
     except KeyboardInterrupt:
-        print("error: interrupted; the masks written so far are kept (rerun to finish: up-to-date "
-              "masks are skipped)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        raise Interrupted("the masks written so far are kept (rerun to finish: up-to-date "
+                          "masks are skipped)") from None
     return EXIT_ITEMS_FAILED if any_failed else EXIT_OK
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    return run_main(lambda: run(args))
 
 
 if __name__ == '__main__':

@@ -37,6 +37,7 @@ import torch  # noqa: E402
 from basicsr.archs.dgfusion_arch import DGFusion  # noqa: E402
 from basicsr.archs.dgfusion_reference import reference_forward  # noqa: E402
 from basicsr.inference.timing import median_seconds  # noqa: E402
+from basicsr.utils.cli import run_main  # noqa: E402
 from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP  # noqa: E402
 from benchmark_network import PeakMemory  # noqa: E402
 
@@ -149,6 +150,10 @@ def check_training(channels: int, device: torch.device, shape, steps: int) -> Tu
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    return run_main(lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         print('error: no CUDA device is available', file=sys.stderr)

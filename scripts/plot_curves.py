@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from basicsr.utils.cli import run_main  # noqa: E402
 from basicsr.utils.errors import EXIT_OK, ConfigError, DataError  # noqa: E402
-from basicsr.utils.fs import ensure_writable_file  # noqa: E402
+from basicsr.utils.fs import check_outputs_apart, ensure_writable_file  # noqa: E402
 from basicsr.utils.img_util import write_image  # noqa: E402
 from basicsr.utils.plotting import grid, line_chart, moving_average  # noqa: E402
 
@@ -123,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or args.run / 'curves.png'
     if out.suffix.lower() != '.png':
         raise ConfigError(f"--out: {out} must end in .png")
+    check_outputs_apart([('--out', out)], [('training log', args.run / 'train_log.jsonl'),
+                                           ('validation folder', args.run / 'val')])
     ensure_writable_file(out, '--out')
     records = read_train_log(args.run / 'train_log.jsonl')
     val = read_val_means(args.run / 'val')

@@ -56,6 +56,7 @@ from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section,  #
                                            convention_table, write_report)
 from basicsr.utils import img_util  # noqa: E402
 from basicsr.utils.cli import run_main  # noqa: E402
+from basicsr.utils.fs import check_outputs_apart  # noqa: E402
 from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError  # noqa: E402
 
 OURS, BASELINES = 'ours', ('average', 'maximum')
@@ -351,6 +352,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--data: {args.data} not found (the folder holding RoadScene/, TNO/, "
                           f"VIFB/; get them with: python scripts/download_data.py roadscene tno vifb)")
     write = not args.no_card and args.images is None
+    check_outputs_apart([('--work', args.work), ('--out-dir', args.out_dir)]
+                        + ([('--figure', args.figure)] if write else []),
+                        [('--weights', args.weights), ('--data', args.data)])
     if not args.no_card and args.images is not None:
         raise ConfigError('--images: a subset never updates the card; add --no-card')
     csvs: Dict[str, Dict[str, Path]] = {}

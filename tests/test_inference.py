@@ -50,8 +50,10 @@ def test_read_pair_rgb_gray_and_three_channel_ir(tmp_path):
 def test_read_pair_size_mismatch_and_resize(tmp_path):
     vis = write(tmp_path / 'v.png', np.full((6, 8, 3), 90, np.uint8))
     ir = write(tmp_path / 'i.png', np.full((3, 4), 200, np.uint8))
-    with pytest.raises(DataError, match=r'v\.png is 6x8 but .*i\.png is 3x4.*--resize'):
-        read_pair(vis, ir)
+    with pytest.raises(DataError, match=r'v\.png is 6x8 but .*i\.png is 3x4$'):
+        read_pair(vis, ir)  # test sets and training cannot resample: no option is suggested
+    with pytest.raises(DataError, match=r'is 3x4 \(use --resize\)$'):
+        read_pair(vis, ir, size_hint=' (use --resize)')
     up = read_pair(vis, ir, resize='ir')
     assert up.ir.shape == (1, 6, 8) and up.ir_u8.shape == (6, 8)
     assert torch.allclose(up.ir, torch.full((1, 6, 8), 200 / 255))

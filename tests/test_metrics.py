@@ -515,8 +515,11 @@ def test_evaluate_errors(folders):
     _assert_one_line_error(_run_eval('--fused', folders / 'fused', *base, '--metrics', 'CE'), 'CE')
     _assert_one_line_error(_run_eval('--fused', folders / 'fused', *base, '--ir-range', 'gamma'),
                            '--ir-range', 'gamma')
+    (folders / 'tables').mkdir()
     _assert_one_line_error(_run_eval('--fused', folders / 'fused', *base,
-                                     '--out', folders / 'vi'), '--out', 'is a folder')
+                                     '--out', folders / 'tables'), '--out', 'is a folder')
+    _assert_one_line_error(_run_eval('--fused', folders / 'fused', *base,  # an input folder
+                                     '--out', folders / 'vi'), '--out', 'same location as --vis')
 
 
 def test_evaluate_skips_bad_items_by_name(folders):

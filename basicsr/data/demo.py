@@ -427,14 +427,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--force', action='store_true', help='rewrite even if the dataset exists')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
+    from basicsr.utils.signals import sigterm_as_interrupt
     try:
-        root = make_demo_dataset(args.root, args.n_train, args.n_test, tuple(args.size), args.seed, args.force)
+        with sigterm_as_interrupt():
+            root = make_demo_dataset(args.root, args.n_train, args.n_test, tuple(args.size), args.seed,
+                                     args.force)
     except DGFusionError as err:
         sys.stderr.write(f'error: {err}\n')
         return 2
     except OSError as err:
         sys.stderr.write(f'error: cannot write the demo dataset to {args.root}: {err.strerror or err}\n')
         return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f'interrupted: the demo dataset in {args.root} is not complete; the next '
+                         f'run makes it again\n')
+        return 130
     sys.stdout.write(f'{root}\n')
     return 0
 

@@ -106,7 +106,7 @@ def read_sources(vis: Union[str, Path], ir: Union[str, Path], border: int = 0,
 
 def read_pair(vis: Source, ir: Source, ir_range: IrRange = IrRange(), resize: Optional[str] = None,
               ir_limits: Optional[Limits] = None, stem: Optional[str] = None,
-              border: int = 0) -> Pair:
+              border: int = 0, size_hint: str = '') -> Pair:
     """Read one pair (files, or decoded arrays as stored: RGB/gray, uint8/uint16).
 
     Args:
@@ -118,6 +118,8 @@ def read_pair(vis: Source, ir: Source, ir_range: IrRange = IrRange(), resize: Op
         stem: name of the pair (default: the visible file's stem).
         border: pixels cut from each side of both images before anything else (a frame
             border of a benchmark, see ``basicsr.data.layouts``).
+        size_hint: text appended to the size-mismatch message by a caller that can resample
+            (``scripts/fuse.py``: its ``--resize`` option); test sets and training never do.
 
     Raises:
         DataError: unreadable file, too small for ``border``, or different sizes without
@@ -133,7 +135,7 @@ def read_pair(vis: Source, ir: Source, ir_range: IrRange = IrRange(), resize: Op
     vis_hw, ir_hw = vis_raw.shape[:2], ir_raw.shape[:2]
     if vis_hw != ir_hw and resize is None:
         raise DataError(f"{vis_name} is {vis_hw[0]}x{vis_hw[1]} but {ir_name} is "
-                        f"{ir_hw[0]}x{ir_hw[1]} (resample one with --resize ir|vis)")
+                        f"{ir_hw[0]}x{ir_hw[1]}{size_hint}")
     if ir_raw.dtype == np.uint16 and ir_limits is None:
         ir_limits = ir_range.limits(ir_raw)
     vis_unit = to_unit(vis_raw, ir_range)

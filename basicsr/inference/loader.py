@@ -93,6 +93,29 @@ def _build_and_load(path: Union[str, Path], device: Union[str, torch.device], us
     return net.to(device).train(False), cfg
 
 
+def check_network_options(requested: Dict[str, Any], model: LoadedModel, where: str) -> None:
+    """Refuse ``network_g`` options the loaded checkpoint cannot honour.
+
+    The network is built as the checkpoint says (its stored ``network_g``, or the width read
+    from a published file's weights), so a key the user wrote that differs from it (e.g.
+    ``--set network_g.channels=16`` on a channels-4 checkpoint) would be silently ignored.
+
+    Args:
+        requested: the ``network_g`` keys the option file or ``--set`` spells out, with values.
+        model: the loaded model (``model.network_g`` is what was built).
+        where: the option naming the checkpoint, for the message.
+
+    Raises:
+        ConfigError: one line naming every differing key with both values.
+    """
+    built = model.network_g
+    differ = [f"network_g.{key} is {value!r} in the options but {built[key]!r} in the checkpoint"
+              for key, value in requested.items() if key in built and built[key] != value]
+    if differ:
+        raise ConfigError(f"{'; '.join(differ)} ({where}: {model.checkpoint}); the network is "
+                          f"built from the checkpoint: remove the key or set the checkpoint's value")
+
+
 def load_model(weights: Union[str, Path], device: str = 'auto', use_ema: bool = True,
                where: str = 'weights', network_g: Optional[Dict[str, Any]] = None) -> LoadedModel:
     """A network in eval mode from a checkpoint file of ours or of the published model, or a

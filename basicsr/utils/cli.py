@@ -7,6 +7,7 @@ from typing import Callable, List, Tuple
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_SETUP, ConfigError, DGFusionError,
                                   Interrupted, one_line)
 from basicsr.utils.logger import console
+from basicsr.utils.signals import sigterm_as_interrupt
 
 
 def parse_size_list(text: str, option: str) -> List[Tuple[int, int]]:
@@ -22,10 +23,11 @@ def parse_size_list(text: str, option: str) -> List[Tuple[int, int]]:
 
 def run_main(work: Callable[[], int]) -> int:
     """``work()``'s exit status, with the shared rule for what stops it: a user-facing error
-    is one ``error: ...`` line and 2; Ctrl-C is one ``interrupted`` line (saying what was kept,
-    when the work raised :class:`Interrupted`) and 130."""
+    is one ``error: ...`` line and 2; Ctrl-C or SIGTERM is one ``interrupted`` line (saying what
+    was kept, when the work raised :class:`Interrupted`) and 130."""
     try:
-        return work()
+        with sigterm_as_interrupt():
+            return work()
     except DGFusionError as err:
         logging.getLogger('basicsr').handlers.clear()  # the error line is the last word
         console(f"error: {one_line(err)}", err=True)

@@ -344,6 +344,46 @@ def check_paths(opt: Dict[str, Any], probs: Problems, is_train: bool) -> None:
             check_output_dir(Path(root) / name, 'experiment folder' if is_train else 'results folder')
         except OutputError as exc:
             probs.add(f"path.{root_key}", str(exc))
+        else:
+            # test.py also reads a checkpoint (training may resume from its own folder)
+            ckpt_file = None if is_train or not isinstance(ckpt, str) or not ckpt else \
+                resolve_checkpoint_path(ckpt)
+            _check_apart_from_data(opt, probs, f"path.{root_key}", (
+                'experiment folder' if is_train else 'results folder', Path(root) / name),
+                [('path.pretrain_network_g', ckpt_file)] if ckpt_file else [])
+    _check_masks_apart(opt, probs)
+
+
+def _data_roots(opt: Dict[str, Any], keys: Sequence[str]) -> List[Tuple[str, str]]:
+    """``(dotted key, folder)`` of each dataset folder under ``keys`` that the run reads
+    (mask folders only for training sets; ``auto``/``none`` are no folder)."""
+    datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
+    return [(f"datasets.{phase}.{key}", ds[key]) for phase, ds in datasets.items()
+            if isinstance(ds, dict) for key in keys
+            if isinstance(ds.get(key), str) and ds[key] not in ('', 'auto', 'none')
+            and (key != 'dataroot_mask' or ds.get('phase', phase) == 'train')]
+
+
+def _check_apart_from_data(opt: Dict[str, Any], probs: Problems, key: str,
+                           run_folder: Tuple[str, Path], others: Sequence[Tuple[str, Path]] = ()) -> None:
+    """The run's output folder may not be, contain or lie inside a folder the datasets read
+    (nor one of ``others``)."""
+    from basicsr.utils.fs import overlap_problem
+    problem = overlap_problem(run_folder, _data_roots(
+        opt, ('dataroot_vis', 'dataroot_ir', 'dataroot_mask')) + list(others))
+    if problem:
+        probs.add(key, problem)
+
+
+def _check_masks_apart(opt: Dict[str, Any], probs: Problems) -> None:
+    """A mask folder (written by ``scripts/gen_saliency.py``) may not be, contain or lie
+    inside an image folder of the datasets."""
+    from basicsr.utils.fs import overlap_problem
+    images = _data_roots(opt, ('dataroot_vis', 'dataroot_ir'))
+    for mask_key, mask in _data_roots(opt, ('dataroot_mask',)):
+        problem = overlap_problem(('mask folder', mask), images)
+        if problem:
+            probs.add(mask_key, problem)
 
 
 def resolve_checkpoint_path(path: str | Path) -> Optional[Path]:

@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.data.layouts import get_layout
 from basicsr.utils.checkpoint import CKPT_FORMAT
 from tests.conftest import REPO
 
@@ -46,6 +47,13 @@ NOT_RUN: Dict[str, str] = {
     r'--device cuda': 'needs a CUDA GPU',
     r'^python scripts/benchmark(_metrics|_saliency)?\.py': 'a benchmark (minutes; '
                                                            'benchmark_saliency reads real cases)',
+    r'^python scripts/download_data\.py (?!.*--from)': 'fetches the public sets from GitHub '
+                                                       '(network); tests/test_download.py runs it '
+                                                       'against a loopback server and a mirror',
+    r'--layout |\.layout=': 'a benchmark layout on its own folder tree: tests/test_layouts.py '
+                             'trains, tests and fuses on a miniature copy of each layout',
+    r'^bash scripts/gpu_train\.sh': 'needs a CUDA GPU; tests/test_gpu_train.py runs it on the CPU '
+                                     'with a tiny budget',
     r'--size 640x512': 'a fixed 640x512 export, checked against the float64 reference at that '
                        'size: minutes on a CPU (the dynamic export above is run and checked)',
 }
@@ -141,6 +149,15 @@ def write_option_data(option_file: Path, cwd: Path) -> None:
     opt = yaml.safe_load(option_file.read_text(encoding='utf-8'))
     for phase, ds in (opt.get('datasets') or {}).items():
         size = (136, 136) if phase == 'train' else (24, 32)  # training: >= patch_size
+        if ds.get('layout') and isinstance(ds.get('root'), str):  # a benchmark layout's folders
+            for group in get_layout(ds['layout']).folders(Path(ds['root']), ds.get('split')):
+                folders = [(group.vis, 'vis'), (group.ir, 'ir')]
+                if group.mask is not None and phase == 'train':
+                    folders.append((group.mask, 'mask'))
+                for folder, role in folders:
+                    if stand_in(cwd, str(folder)):
+                        write_folder(cwd / folder, role, size, masks=role == 'mask')
+            continue
         for key, role in (('dataroot_vis', 'vis'), ('dataroot_ir', 'ir'), ('dataroot_mask', 'mask')):
             folder = ds.get(key)
             if isinstance(folder, str) and folder not in ('auto', 'none') and stand_in(cwd, folder):
@@ -195,6 +212,8 @@ def prepare(words: List[str], cwd: Path) -> List[str]:
                 if stand_in(cwd, words[j]) is not None:
                     write_folder(cwd / words[j], 'vis', suffix=suffix)
                 j += 1
+        elif word == '--compare' and '=' in value and stand_in(cwd, value.split('=', 1)[1]):
+            write_folder(cwd / value.split('=', 1)[1], 'vis')
         elif word in ('--weights', '--input') and value.endswith('.pth') and stand_in(cwd, value):
             write_checkpoint(cwd / value)
     return words

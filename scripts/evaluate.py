@@ -305,7 +305,8 @@ def run(args: argparse.Namespace) -> int:
                     per_stem[stem] = out
                     bar.update()
             else:
-                with mp.get_context().Pool(workers, initializer=_init_worker) as pool:
+                # spawn: a forked worker can inherit a lock held by one of this process's threads
+                with mp.get_context('spawn').Pool(workers, initializer=_init_worker) as pool:
                     for stem, out in pool.imap_unordered(evaluate_stem, tasks):
                         per_stem[stem] = out
                         bar.update()

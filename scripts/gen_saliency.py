@@ -159,7 +159,10 @@ def run_jobs(jobs: List[PairJob], workers: int,
                 yield make_mask(job)
                 bar.update()
             return
-        with multiprocessing.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
+        # spawn, not fork: a fork of a process with running threads (torch, tqdm, a caller's
+        # servers) can copy a held lock into a worker, which then waits forever
+        context = multiprocessing.get_context('spawn')
+        with context.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
             for result in pool.imap_unordered(make_mask, jobs, chunksize=4):
                 yield result
                 bar.update()

@@ -235,12 +235,12 @@ def entry_point(script: str) -> Callable[[List[str]], int]:
     if script == 'test.py':
         from basicsr.test import main
         return main
-    name = Path(script).stem
-    spec = importlib.util.spec_from_file_location(f'readme_{name}', REPO / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.main
+    # imported by its own name from scripts/ on sys.path, as the command itself would run it:
+    # worker processes started by spawn (gen_saliency, evaluate) import their task functions
+    scripts = str(REPO / 'scripts')
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    return importlib.import_module(Path(script).stem).main
 
 
 def block_params():

@@ -291,11 +291,14 @@ def test_write_card_needs_markers(tmp_path):
 
 
 def test_evaluation_script_names_the_download_command_for_missing_data(tmp_path):
-    res = run_script('reference_eval', '--sets', 'tno', '--no-card', '--data', tmp_path,
+    data = tmp_path / 'data'  # outputs stay apart from the data folder
+    data.mkdir()
+    res = run_script('reference_eval', '--sets', 'tno', '--no-card', '--data', data,
                      '--work', tmp_path / 'work', '--out-dir', tmp_path / 'eval')
     assert res.returncode == 1 and 'Traceback' not in res.stderr
-    assert (f"failed: tno: TNO: visible folder {tmp_path / 'TNO' / 'vis'} not found; get it with: "
-            f"python scripts/download_data.py tno --to {tmp_path}") in res.stderr
-    res = run_script('reference_eval', '--no-card', '--data', tmp_path / 'none')
+    assert (f"failed: tno: TNO: visible folder {data / 'TNO' / 'vis'} not found; get it with: "
+            f"python scripts/download_data.py tno --to {data}") in res.stderr
+    res = run_script('reference_eval', '--no-card', '--data', tmp_path / 'none',
+                     '--work', tmp_path / 'work', '--out-dir', tmp_path / 'eval')
     assert res.returncode == 2
     assert 'get them with: python scripts/download_data.py roadscene tno vifb' in res.stderr

@@ -49,10 +49,11 @@ def _gpu_train(tmp_path, tiny_data, *args, **env_over):
 
 @pytest.mark.skipif(shutil.which('bash') is None, reason='needs bash')
 def test_gpu_train_script_smoke_on_cpu(tmp_path, tiny_data):
-    """A 0.05-minute budget on the CPU: the run stops on time (well before 50 iterations),
-    and the folder holds loadable EMA weights, the JSON log and the run's log."""
+    """A 0.05-minute budget on the CPU: the run stops on time, long before its 10**6
+    iterations whatever the machine's speed, and the folder holds loadable EMA weights, the
+    JSON log and the run's log."""
     out = tmp_path / 'out'
-    res = _gpu_train(tmp_path, tiny_data, out, '0.05')
+    res = _gpu_train(tmp_path, tiny_data, out, '0.05', ITERS='1000000')
     assert res.returncode == 0, res.stderr[-2000:]
     weights = out / 'DGFusion_gpu.pth'
     net = load_network(weights)
@@ -60,7 +61,7 @@ def test_gpu_train_script_smoke_on_cpu(tmp_path, tiny_data):
     raw = torch.load(weights, map_location='cpu', weights_only=True)
     assert set(raw) >= {'format', 'network_g', 'params'}
     logs = [json.loads(line) for line in (out / 'train_log.jsonl').read_text().splitlines()]
-    assert 1 <= logs[-1]['iter'] < 50
+    assert 1 <= logs[-1]['iter'] < 1_000_000
     assert list(out.glob('train_*.log'))
     resolved = (out / 'options_resolved.yml').read_text()
     assert 'max_minutes: 0.05' in resolved and 'precision: fp32' in resolved

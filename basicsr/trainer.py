@@ -279,7 +279,7 @@ class Trainer:
         batch = next(iter(self.val_loader))
         vis, ir = batch['vis'], batch['ir']
         fused = self.model.fuse(vis, ir).cpu()
-        from basicsr.utils.saliency import saliency_mask
+        from basicsr.data.saliency import saliency_mask
         from basicsr.utils.img_util import tensor2img
         mask = torch.from_numpy(saliency_mask(tensor2img(vis), tensor2img(ir)))[None, None]
         tiles = [t[:1].expand(-1, 3, -1, -1) if t.shape[1] == 1 else t[:1]

@@ -154,7 +154,7 @@ def vsm_reference(gray_u8: np.ndarray) -> np.ndarray:
 
 def bench_vsm(args: argparse.Namespace) -> bool:
     """Print the VSM table; True when both implementations give the same map."""
-    from basicsr.utils.saliency import saliency_table_int, vsm_saliency
+    from basicsr.data.saliency import saliency_table_int, vsm_saliency
 
     gray = synthetic_gray(VSM_SIZE, seed=0)
     ms_ref = median_ms(lambda: vsm_reference(gray), args.repeat, args.warmup)

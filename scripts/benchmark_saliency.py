@@ -34,7 +34,7 @@ from basicsr.data.download import download_hint  # noqa: E402
 from basicsr.utils.cli import run_main  # noqa: E402
 from basicsr.utils.errors import DataError, DGFusionError  # noqa: E402
 from basicsr.utils.img_util import list_images  # noqa: E402
-from basicsr.utils.saliency import saliency_mask_u8  # noqa: E402
+from basicsr.data.saliency import saliency_mask_u8  # noqa: E402
 from gen_saliency import PairJob, make_mask, run_jobs  # noqa: E402
 
 SIZE = (460, 630)

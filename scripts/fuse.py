@@ -311,7 +311,7 @@ def grid_image(pair: Pair, fused: np.ndarray) -> np.ndarray:
 
 
 def mask_image(pair: Pair) -> np.ndarray:
-    from basicsr.utils.saliency import saliency_mask_u8
+    from basicsr.data.saliency import saliency_mask_u8
     vis = unit_to_u8(pair.vis.permute(1, 2, 0).numpy())
     return saliency_mask_u8(vis[..., 0] if vis.shape[2] == 1 else vis, unit_to_u8(pair.ir[0].numpy()))
 

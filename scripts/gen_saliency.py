@@ -10,7 +10,7 @@ Usage (from the repository root)::
 
 Pairs are matched by file stem across png/jpg/jpeg/bmp/tif/tiff; each mask is written as
 ``<stem>.png`` (the visible image's stem, 8-bit, 0/255 in dgfusion mode). Images are read
-unchanged (16-bit and 3-channel infrared are handled as in ``basicsr/utils/saliency.py``; an
+unchanged (16-bit and 3-channel infrared are handled as in ``basicsr/data/saliency.py``; an
 alpha channel is ignored, as MATLAB's imread returns it separately). A mask newer than both
 of its inputs is kept unless ``--force`` (also needed after changing ``--mode``).
 
@@ -49,7 +49,7 @@ from basicsr.utils.cli import run_main  # noqa: E402
 from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError,  # noqa: E402
                                   DGFusionError, Interrupted, first_line)
 from basicsr.utils.fs import check_outputs_apart, ensure_writable_dir  # noqa: E402
-from basicsr.utils.saliency import MODES, saliency_mask_u8  # noqa: E402
+from basicsr.data.saliency import MODES, saliency_mask_u8  # noqa: E402
 from basicsr.utils.yaml_io import load_yaml_file  # noqa: E402
 
 @dataclass(frozen=True)

@@ -269,7 +269,7 @@ def test_dgfusion_masks_come_from_the_benchmark(tmp_path):
 def test_layout_masks_from_gen_saliency_are_found_by_training(tmp_path):
     """gen_saliency --layout writes OUT/<stem>.png (VTUAV: OUT/<seq>/<frame>.png), of the pair
     as training reads it; a training set with dataroot_mask: OUT reads them back."""
-    from basicsr.utils.saliency import saliency_mask_u8
+    from basicsr.data.saliency import saliency_mask_u8
     root = tmp_path / 'vtuav'
     build_layout(root, 'vtuav')
     out = tmp_path / 'masks'

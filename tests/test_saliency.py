@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from basicsr.utils.errors import DataError
-from basicsr.utils.saliency import (mask_from_saliency, mask_to_u8, matlab_round, read_mask,
+from basicsr.data.saliency import (mask_from_saliency, mask_to_u8, matlab_round, read_mask,
                                     saliency_mask, saliency_mask_u8, saliency_table_int,
                                     to_gray_u8, vsm_saliency)
 

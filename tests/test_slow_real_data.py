@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from basicsr.metrics import compute_metrics
-from basicsr.utils.saliency import saliency_mask_u8, to_gray_u8
+from basicsr.data.saliency import saliency_mask_u8, to_gray_u8
 from tests.conftest import REPO
 
 SHARED = REPO.parent / 'shared' / 'data'

@@ -232,13 +232,13 @@ MaskFn = Callable[[Array, Array, str], Array]
 
 
 def _load_saliency() -> Optional[MaskFn]:
-    """The VSM mask function, or None when ``basicsr.utils.saliency`` is not installed."""
+    """The VSM mask function, or None when ``basicsr.data.saliency`` is not installed."""
     try:
-        from basicsr.utils.saliency import saliency_mask
+        from basicsr.data.saliency import saliency_mask
     except ModuleNotFoundError as err:
-        if err.name not in ('basicsr.utils.saliency',):
+        if err.name not in ('basicsr.data.saliency',):
             raise
-        logger.warning('basicsr.utils.saliency is not available: writing the demo without masks')
+        logger.warning('basicsr.data.saliency is not available: writing the demo without masks')
         return None
     return saliency_mask
 
@@ -342,7 +342,7 @@ def make_demo_dataset(root: Union[str, Path] = 'datasets/demo', n_train: int = 3
     with its marker file, so an interrupted run never leaves a folder that looks complete.
     An existing demo dataset with other parameters (or ``force``) is replaced; a folder
     that is not a demo dataset is never touched. Masks are written when
-    ``basicsr.utils.saliency`` is importable.
+    ``basicsr.data.saliency`` is importable.
 
     Args:
         root: dataset folder.

@@ -151,7 +151,7 @@ class PairedFusionDataset(Dataset):
     def _load_mask(self, index: int, vis: np.ndarray, ir: np.ndarray) -> np.ndarray:
         if index in self._mask_cache:
             return self._mask_cache[index]
-        from basicsr.utils.saliency import read_mask, saliency_mask
+        from basicsr.data.saliency import read_mask, saliency_mask
         pair = self.pairs[index]
         if self.mask_source == 'folder':
             mask = read_mask(pair['mask'])

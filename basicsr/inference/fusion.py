@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from basicsr.inference.memory import MIN_TILE, check_fits
 from basicsr.inference.tiling import fuse_tiled
-from basicsr.models.fusion_model import merge_luma, split_luma
+from basicsr.utils.color import merge_luma, split_luma
 from basicsr.utils.errors import ConfigError, DataError
 
 DEFAULT_OVERLAP = 32

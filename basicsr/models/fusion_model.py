@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn as nn
@@ -14,7 +14,7 @@ from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models.optim import build_optimizer, build_scheduler
 from basicsr.models.precision import autocast, check_precision
-from basicsr.utils.color import rgb_to_ycbcr, ycbcr_to_rgb
+from basicsr.utils.color import merge_luma, split_luma
 from basicsr.utils.dist import get_world_size, reduce_mean
 from basicsr.utils.errors import ConfigError, DGFusionError, first_line
 from basicsr.utils.registry import MODEL_REGISTRY
@@ -47,22 +47,6 @@ def compile_for_training(net: nn.Module, mode: str = 'default') -> nn.Module:
         raise ConfigError(f"train.compile_mode: {mode!r} is not one of {', '.join(COMPILE_MODES)}")
     prepare_compile()
     return torch.compile(net, mode=mode)
-
-
-def split_luma(vis: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """(B,3,H,W) RGB in [0,1] -> Y (B,1,H,W) and CbCr (B,2,H,W); (B,1,H,W) gray -> itself, None."""
-    if vis.shape[1] == 1:
-        return vis, None
-    ycbcr = rgb_to_ycbcr(vis)
-    return ycbcr[:, :1], ycbcr[:, 1:]
-
-
-def merge_luma(fused_y: torch.Tensor, cbcr: Optional[torch.Tensor]) -> torch.Tensor:
-    """Clamp the fused Y to [0,1] and rebuild RGB with the visible Cb/Cr (clamped to [0,1])."""
-    fused_y = fused_y.clamp(0, 1)
-    if cbcr is None:
-        return fused_y
-    return ycbcr_to_rgb(torch.cat([fused_y, cbcr], dim=1)).clamp(0, 1)
 
 
 @MODEL_REGISTRY.register()

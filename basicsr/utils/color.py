@@ -1,10 +1,12 @@
 """Colour conversion between RGB and YCbCr (BT.601 full range), as the published model uses."""
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import torch
 from kornia.color import rgb_to_ycbcr
 
-__all__ = ['rgb_to_ycbcr', 'ycbcr_to_rgb']
+__all__ = ['rgb_to_ycbcr', 'ycbcr_to_rgb', 'split_luma', 'merge_luma']
 
 
 def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
@@ -22,3 +24,19 @@ def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
     g = y - 0.714 * cr - 0.344 * cb
     b = y + 1.773 * cb
     return torch.stack([r, g, b], dim=-3)
+
+
+def split_luma(vis: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(B,3,H,W) RGB in [0,1] -> Y (B,1,H,W) and CbCr (B,2,H,W); (B,1,H,W) gray -> itself, None."""
+    if vis.shape[1] == 1:
+        return vis, None
+    ycbcr = rgb_to_ycbcr(vis)
+    return ycbcr[:, :1], ycbcr[:, 1:]
+
+
+def merge_luma(fused_y: torch.Tensor, cbcr: Optional[torch.Tensor]) -> torch.Tensor:
+    """Clamp the fused Y to [0,1] and rebuild RGB with the visible Cb/Cr (clamped to [0,1])."""
+    fused_y = fused_y.clamp(0, 1)
+    if cbcr is None:
+        return fused_y
+    return ycbcr_to_rgb(torch.cat([fused_y, cbcr], dim=1)).clamp(0, 1)

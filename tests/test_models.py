@@ -97,6 +97,7 @@ def test_inference_only_model_state_dict():
     trained = FusionModel(_opt(), torch.device('cpu'))
     trained.train_step(_batch())
     plain = FusionModel(_opt(), torch.device('cpu'), is_train=False)
+    assert trained.is_train and not plain.is_train
     state = plain.state_dict()
     assert set(state) == {'params', 'params_ema'} and state['params_ema'] is None
     assert state['params'].keys() == trained.net_g.state_dict().keys()

@@ -67,6 +67,7 @@ class FusionModel:
     def __init__(self, opt: Dict[str, Any], device: torch.device, net: Optional[nn.Module] = None,
                  is_train: bool = True) -> None:
         self.opt, self.device = opt, device
+        self.is_train = is_train  # False: network only (no losses, optimiser, EMA)
         self.net_g = (net if net is not None else build_network(opt['network_g'])).to(device)
         self.net_g_ema: Optional[nn.Module] = None
         self.nonfinite_in_a_row = 0
@@ -254,7 +255,7 @@ class FusionModel:
     def state_dict(self) -> Dict[str, Any]:
         """Network, EMA, optimiser, scheduler and scaler states (plain tensors/primitives);
         an inference-only model (``is_train=False``) has the network only."""
-        if not hasattr(self, 'optimizer'):
+        if not self.is_train:
             return {'params': self.net_g.state_dict(), 'params_ema': None}
         return {
             'params': self.net_g.state_dict(),
@@ -268,7 +269,7 @@ class FusionModel:
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved (network shapes must match); an
         inference-only model takes the EMA weights when there are any."""
-        if not hasattr(self, 'optimizer'):
+        if not self.is_train:
             self.net_g.load_state_dict(state.get('params_ema') or state['params'])
             return
         self.net_g.load_state_dict(state['params'])

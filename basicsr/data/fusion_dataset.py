@@ -1,7 +1,7 @@
 """Paired visible/infrared dataset (optionally with visible-weight masks)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -126,7 +126,6 @@ class PairedFusionDataset(Dataset):
                 self.mask_source = 'folder'
                 mask_dir = dataroot_mask or None
         self.ir_range = parse_ir_range(ir_range, 'ir_range')
-        self.unmatched: List[Tuple[str, str]] = []
         if chosen is not None:
             self.pairs, self.unmatched = layout_pairs(
                 chosen, root, split, mask_dir, masks=self.mask_source == 'folder',

@@ -17,14 +17,17 @@ import cv2
 import numpy as np
 import pytest
 
-from basicsr.metrics import (compute_metrics, default_metrics, higher_is_better, metric_en,
-                             metric_mi, metric_rmse, metrics_for, prepare_inputs, read_image_rgb)
+from basicsr.metrics import (compute_metrics, default_metrics, higher_is_better, metrics_for,
+                             prepare_inputs, read_image_rgb)
 from basicsr.metrics.ssim_metrics import _half_mean, _mef_ssim_level, mef_ms_ssim
 from basicsr.utils.errors import ConfigError, DataError
+from basicsr.utils.registry import METRIC_REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVS = ('vifb', 'tang', 'cddfuse')
 RNG = np.random.default_rng(0)
+# one metric on whole images: MetricSpec.__call__(fused, vis, ir, convention='cddfuse')
+EN, MI, RMSE = (METRIC_REGISTRY.get(name) for name in ('EN', 'MI', 'RMSE'))
 
 
 def rand_u8(*shape: int) -> np.ndarray:
@@ -53,7 +56,7 @@ def test_en_vifb_averages_channels():
     fused[..., 0] = [[0, 9], [9, 0]]
     fused[..., 1] = 7
     fused[..., 2] = [[1, 2], [3, 4]]
-    assert metric_en(fused, fused, fused, 'vifb') == pytest.approx(1.0, abs=1e-12)
+    assert EN(fused, fused, fused, 'vifb') == pytest.approx(1.0, abs=1e-12)
 
 
 @pytest.mark.parametrize('conv', CONVS)
@@ -66,16 +69,16 @@ def test_sd_population(conv):
 def test_mi_identical_images():
     # Four equally frequent levels: H = 2 bits; MI(X, X) = H(X).
     x = u8([[0, 50, 100, 150]] * 2)
-    assert metric_mi(x, x, x, 'cddfuse') == pytest.approx(2 * 2 * math.log(2), rel=1e-12)
-    assert metric_mi(x, x, x, 'vifb') == pytest.approx(2 * 2 * math.log(2), rel=1e-12)
-    assert metric_mi(x, x, x, 'tang') == pytest.approx(2 * 2.0, rel=1e-12)
+    assert MI(x, x, x, 'cddfuse') == pytest.approx(2 * 2 * math.log(2), rel=1e-12)
+    assert MI(x, x, x, 'vifb') == pytest.approx(2 * 2 * math.log(2), rel=1e-12)
+    assert MI(x, x, x, 'tang') == pytest.approx(2 * 2.0, rel=1e-12)
 
 
 def test_mi_tang_merges_254_and_255_in_joint_histogram_only():
     # Marginals: 1 bit each; the joint histogram puts 254 and 255 in one bin -> 0 bit.
     x = u8([[254, 255], [255, 254]])
-    assert metric_mi(x, x, x, 'tang') == pytest.approx(2 * (1 + 1 - 0), abs=1e-12)
-    assert metric_mi(x, x, x, 'cddfuse') == pytest.approx(2 * math.log(2), rel=1e-12)
+    assert MI(x, x, x, 'tang') == pytest.approx(2 * (1 + 1 - 0), abs=1e-12)
+    assert MI(x, x, x, 'cddfuse') == pytest.approx(2 * math.log(2), rel=1e-12)
 
 
 def test_mi_vifb_minmax_normalisation():
@@ -83,7 +86,7 @@ def test_mi_vifb_minmax_normalisation():
     fused = u8([[10, 20], [20, 10]])
     vis = u8([[0, 255], [255, 0]])
     const = np.full((2, 2), 77, np.uint8)
-    assert metric_mi(fused, vis, const, 'vifb') == pytest.approx(math.log(2), rel=1e-12)
+    assert MI(fused, vis, const, 'vifb') == pytest.approx(math.log(2), rel=1e-12)
 
 
 def test_ce_by_hand():
@@ -350,7 +353,7 @@ def test_vifb_gray_ir_used_for_every_channel():
     # Per-channel mean, checked on RMSE with channel-wise hand values.
     d = lambda s, f: math.sqrt(np.sum((s.astype(float) - f) ** 2)) / s.size  # noqa: E731
     chans = [(d(vis[..., k], fused[..., k]) + d(ir, fused[..., k])) / 2 for k in range(3)]
-    assert metric_rmse(fused, vis, ir) == pytest.approx(np.mean(chans), rel=1e-12)
+    assert RMSE(fused, vis, ir, 'vifb') == pytest.approx(np.mean(chans), rel=1e-12)
 
 
 def test_float_inputs():
@@ -487,7 +490,7 @@ def test_evaluate_single_method(folders):
     fused = read_image_rgb(folders / 'fused' / 'b2_M.png')
     vis, ir = read_image_rgb(folders / 'vi' / 'b2.jpg'), read_image_rgb(folders / 'ir' / 'b2.png')
     assert float(rows[2][2]) == pytest.approx(np.std(fused.astype(float)), rel=1e-12)
-    assert float(rows[2][3]) == pytest.approx(metric_mi(fused, vis, ir), rel=1e-12)
+    assert float(rows[2][3]) == pytest.approx(MI(fused, vis, ir), rel=1e-12)
 
 
 def test_evaluate_detects_several_methods(folders):

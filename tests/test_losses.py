@@ -1,7 +1,6 @@
 """Tests of basicsr.losses: values worked out by hand, function == module, errors, gradients."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -9,7 +9,6 @@ import copy
 import math
 import subprocess
 import sys
-from pathlib import Path
 from typing import Tuple
 
 import cv2

@@ -12,10 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
+from basicsr.data.saliency import (mask_from_saliency, mask_to_u8, read_mask, saliency_mask,
+                                   saliency_mask_u8, saliency_table_int, to_gray_u8,
+                                   vsm_saliency)
 from basicsr.utils.errors import DataError
-from basicsr.data.saliency import (mask_from_saliency, mask_to_u8, matlab_round, read_mask,
-                                    saliency_mask, saliency_mask_u8, saliency_table_int,
-                                    to_gray_u8, vsm_saliency)
+from basicsr.utils.rounding import matlab_round
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / 'scripts' / 'gen_saliency.py'

@@ -38,7 +38,7 @@ import numpy as np
 
 from basicsr.utils.errors import DataError
 from basicsr.utils.img_util import check_declared_size
-from basicsr.utils.rounding import matlab_round  # noqa: F401  (part of this module's API)
+from basicsr.utils.rounding import matlab_round
 
 logger = logging.getLogger(__name__)
 

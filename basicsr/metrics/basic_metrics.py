@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 
 from basicsr.metrics.common import (SOBEL_Y, corr2, entropy_from_counts, histogram256,
-                                    joint_histogram256, matlab_round)
+                                    joint_histogram256)
 from basicsr.metrics.metric_base import register_metric
+from basicsr.utils.rounding import matlab_round
 
 ALL = ('vifb', 'tang', 'cddfuse')
 GRAY = ('tang', 'cddfuse')

@@ -7,8 +7,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from basicsr.utils.rounding import matlab_round  # noqa: F401  (re-exported for the metrics)
-
 # The one Sobel pair of the metrics (MATLAB's orientation: y points up); others are +-these / 8.
 SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 SOBEL_Y = np.array([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])

@@ -15,9 +15,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from basicsr.metrics.common import SOBEL_X, SOBEL_Y, filter2_same, matlab_round
+from basicsr.metrics.common import SOBEL_X, SOBEL_Y, filter2_same
 from basicsr.metrics.metric_base import register_metric
 from basicsr.utils.errors import ConfigError
+from basicsr.utils.rounding import matlab_round
 
 
 # Qcb: CSF of Mannos-Sakrison type (difference of Gaussians) and local-contrast constants.

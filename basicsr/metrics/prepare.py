@@ -14,10 +14,10 @@ from typing import List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
-from basicsr.metrics.common import matlab_round
 from basicsr.utils.img_util import read_image
 from basicsr.utils.errors import ConfigError, DataError
 from basicsr.utils.ir_range import IrRange, to_u8
+from basicsr.utils.rounding import matlab_round
 
 logger = logging.getLogger(__name__)
 

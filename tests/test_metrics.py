@@ -389,7 +389,8 @@ def test_size_mismatch_raises():
 
 
 def test_vifb_gray_fused_with_rgb_source_raises():
-    with pytest.raises(DataError, match='1-channel fused'):
+    with pytest.raises(DataError, match=r'1-channel fused .* rebuild the RGB fused image first '
+                                        r'\(VIFB scores R, G and B separately\)$'):
         compute_metrics(rand_u8(4, 4), rand_u8(4, 4, 3), rand_u8(4, 4), ['EN'], 'vifb')
 
 

@@ -1,9 +1,10 @@
-"""Histogram, statistics, gradient and error metrics (spec ``metrics.md`` §3, §4, §5).
+"""Histogram, statistics, gradient and error metrics of the three conventions.
 
 Every function is a plane metric ``fn(fused, vis, ir, convention) -> float``: the three
 inputs are prepared (H, W) float64 arrays holding integers 0..255 (see ``prepare.py``);
-``ir`` is the spec's A, ``vis`` its B, ``fused`` its F. For ``vifb`` the front calls each
-function per RGB channel and averages, except SF, which receives the H x 3W folded planes.
+``ir`` is the reference evaluators' A, ``vis`` their B, ``fused`` their F. For ``vifb`` the
+front calls each function per RGB channel and averages, except SF, which receives the H x 3W
+folded planes.
 """
 from __future__ import annotations
 
@@ -23,19 +24,19 @@ GRAY = ('tang', 'cddfuse')
 
 @register_metric('EN', ALL)
 def en(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
-    """Shannon entropy of the 256-bin histogram of F, in bits (§3.1, §4.1, §5)."""
+    """Shannon entropy of the 256-bin histogram of F, in bits (``vifb``, ``tang``, ``cddfuse``)."""
     return entropy_from_counts(histogram256(np.floor(fused)), base=2.0) + 0.0  # no -0.0
 
 
 @register_metric('SD', ALL)
 def sd(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
-    """Population standard deviation of F (§3.4, §4.3, §5)."""
+    """Population standard deviation of F (``vifb``, ``tang``, ``cddfuse``)."""
     return float(np.std(fused))
 
 
 @register_metric('SF', ALL)
 def sf(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
-    """Spatial frequency ``sqrt(RF + CF)`` of F (§3.11, §4.4, §5).
+    """Spatial frequency ``sqrt(RF + CF)`` of F (``vifb``, ``tang``, ``cddfuse``).
 
     ``vifb``: F is the M x N (folded) matrix and both squared-difference sums are divided by
     M*N. ``tang``/``cddfuse``: each sum is divided by its own number of differences.
@@ -52,7 +53,7 @@ def sf(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> f
 
 @register_metric('AG', ALL)
 def ag(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
-    """Average gradient of F with MATLAB ``gradient`` differences (§3.5, §4.5, §5).
+    """Average gradient of F with MATLAB ``gradient`` differences (``vifb``, ``tang``, ``cddfuse``).
 
     ``vifb``/``tang``: sum over all H*W pixels of ``sqrt((gx^2 + gy^2)/2)`` divided by
     (H-1)(W-1); ``cddfuse``: the mean over H*W. NaN when H or W is below 2.
@@ -80,7 +81,7 @@ def _mutual_information(src: np.ndarray, fused: np.ndarray, base: float,
     """``H(src) + H(F) - H(src, F)`` from 256-bin histograms of integer planes.
 
     ``merge_top`` reproduces Tang's uint8 saturation: 254 and 255 share a bin in the joint
-    histogram only (§4.2).
+    histogram only (``tang``).
     """
     joint = joint_histogram256(src, fused)
     h_src = entropy_from_counts(joint.sum(axis=1), base)
@@ -96,7 +97,7 @@ def _mutual_information(src: np.ndarray, fused: np.ndarray, base: float,
 
 @register_metric('MI', ALL)
 def mi(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
-    """Mutual information ``MI(IR, F) + MI(VI, F)`` (§3.3, §4.2, §5).
+    """Mutual information ``MI(IR, F) + MI(VI, F)`` (``vifb``, ``tang``, ``cddfuse``).
 
     ``vifb``: nats, each image min-max normalised and re-quantised to 0..255 first;
     ``tang``: bits, 254/255 merged in the joint histogram; ``cddfuse``: nats, each term
@@ -115,13 +116,15 @@ def mi(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> f
 
 @register_metric('CC', GRAY)
 def cc(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
-    """Correlation coefficient ``(corr(IR, F) + corr(VI, F)) / 2`` (§4.6, §5); NaN if constant."""
+    """Correlation coefficient ``(corr(IR, F) + corr(VI, F)) / 2`` (``tang``, ``cddfuse``);
+    NaN if constant."""
     return (corr2(ir, fused) + corr2(vis, fused)) / 2.0
 
 
 @register_metric('SCD', GRAY)
 def scd(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
-    """Sum of correlations of differences ``corr(F-VI, IR) + corr(F-IR, VI)`` (§4.7, §5)."""
+    """Sum of correlations of differences ``corr(F-VI, IR) + corr(F-IR, VI)``
+    (``tang``, ``cddfuse``)."""
     return corr2(fused - vis, ir) + corr2(fused - ir, vis)
 
 
@@ -138,7 +141,7 @@ def _mse_pair(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray) -> float:
 
 @register_metric('MSE', GRAY, higher_better=False)
 def mse(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
-    """Mean squared error averaged over the sources (§4.10, §5).
+    """Mean squared error averaged over the sources (``tang``, ``cddfuse``).
 
     ``tang``: images on 0..1 (typical 0.02-0.08); ``cddfuse``: on 0..255 (thousands).
     """
@@ -148,13 +151,13 @@ def mse(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> 
 
 @register_metric('RMSE', ('vifb',), higher_better=False)
 def rmse(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
-    """VIFB "RMSE": ``(d(VI) + d(IR)) / 2`` with ``d(S) = sqrt(sum((S-F)^2)) / N`` (§3.8)."""
+    """VIFB "RMSE": ``(d(VI) + d(IR)) / 2`` with ``d(S) = sqrt(sum((S-F)^2)) / N`` (``vifb``)."""
     return (_vifb_distance(vis, fused) + _vifb_distance(ir, fused)) / 2.0
 
 
 @register_metric('PSNR', ALL)
 def psnr(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
-    """Peak signal-to-noise ratio, three different definitions (§3.7, §4.10, §5).
+    """Peak signal-to-noise ratio, three different definitions (``vifb``, ``tang``, ``cddfuse``).
 
     ``vifb``: ``20 log10(255 / sqrt(m))``, m = VIFB RMSE; ``tang``: ``20 log10(255 / sqrt(MSE))``
     with the 0..1 MSE; ``cddfuse``: ``10 log10(max(F)^2 / MSE)`` with the 0..255 MSE.
@@ -181,13 +184,13 @@ def _cross_entropy(src: np.ndarray, fused: np.ndarray) -> float:
 
 @register_metric('CE', ('vifb',), higher_better=False)
 def ce(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
-    """VIFB cross entropy ``(CE(VI, F) + CE(IR, F)) / 2`` (a KL divergence, bits) (§3.2)."""
+    """VIFB cross entropy ``(CE(VI, F) + CE(IR, F)) / 2`` (a KL divergence, bits; ``vifb``)."""
     return (_cross_entropy(vis, fused) + _cross_entropy(ir, fused)) / 2.0
 
 
 @register_metric('EI', ('vifb',))
 def ei(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
-    """Edge intensity: mean Sobel magnitude of F, replicate border (§3.6)."""
+    """Edge intensity: mean Sobel magnitude of F, replicate border (``vifb``)."""
     src = np.ascontiguousarray(fused, dtype=np.float64)
     sy = cv2.filter2D(src, cv2.CV_64F, SOBEL_Y, borderType=cv2.BORDER_REPLICATE)
     sx = cv2.filter2D(src, cv2.CV_64F, np.ascontiguousarray(SOBEL_Y.T),

@@ -1,4 +1,4 @@
-"""Human-perception fusion metrics of the ``vifb`` convention: Qcb and Qcv (metrics spec §3.12-3.13).
+"""Human-perception fusion metrics of the ``vifb`` convention: Qcb and Qcv.
 
 * Qcb: Y. Chen and R. S. Blum, "A new automated quality assessment algorithm for image
   fusion", Image and Vision Computing 27(10), 2009.

@@ -1,4 +1,4 @@
-"""Feature mutual information (FMI) on edge maps, ``tang`` convention (metrics spec §4.14).
+"""Feature mutual information (FMI) on edge maps, ``tang`` convention.
 
 M. B. A. Haghighat, A. Aghagolzadeh and H. Seyedarabi, "A non-reference image fusion metric
 based on mutual information of image features", Computers & Electrical Engineering 37(5),

@@ -1,7 +1,7 @@
 """Front of the fusion metrics: one call evaluates many metrics under one convention.
 
-Three reference evaluators report different numbers under the same metric names
-(spec ``metrics.md``): ``vifb`` (VIFB MATLAB toolbox, RGB per channel), ``tang`` (Tang's
+Three reference evaluators report different numbers under the same metric names:
+``vifb`` (VIFB MATLAB toolbox, RGB per channel), ``tang`` (Tang's
 Evaluation-for-Image-Fusion MATLAB code) and ``cddfuse`` (CDDFuse ``Evaluator.py``, the
 default). Every reported number must carry its convention; never mix conventions in a table.
 
@@ -67,7 +67,7 @@ def evaluate_prepared(prepared: PreparedInputs, names: Iterable[str]) -> Dict[st
     """Evaluate metrics on already prepared planes (see ``prepare.prepare_inputs``).
 
     ``vifb``: each metric is the plain mean of its per-channel values, except SF, which is
-    computed once on the H x 3W folded planes (spec §3.11).
+    computed once on the H x 3W folded planes.
     """
     return {name: _spec(name, prepared.convention).evaluate(prepared) for name in names}
 
@@ -81,7 +81,7 @@ def compute_metrics(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray,
         fused, vis, ir: numpy arrays in **RGB** order, (H, W, 3), or gray (H, W), of equal
             H, W; uint8, or float holding values 0..255 (non-integers are rounded to 8 bits
             with a warning; 16-bit and other integer dtypes raise DataError).
-        names: metric names (spec names, e.g. ``['EN', 'MI']``), ``'all'`` for every metric
+        names: metric names (registered names, e.g. ``['EN', 'MI']``), ``'all'`` for every metric
             of the convention, or None for ``default_metrics(convention)``.
         convention: ``'cddfuse'`` (default), ``'tang'`` or ``'vifb'``.
 

@@ -1,10 +1,10 @@
 """Gradient-based fusion metrics: Qabf (Xydeas & Petrovic) and Nabf (Shreyamsha Kumar).
 
 * Qabf: C. S. Xydeas and V. Petrovic, "Objective image fusion performance measure",
-  Electronics Letters 36(4), 2000 (metrics spec §3.10, §4.9, §5).
+  Electronics Letters 36(4), 2000 (``vifb``, ``tang``, ``cddfuse``).
 * Nabf: B. K. Shreyamsha Kumar, "Multifocus and multispectral image fusion based on pixel
   significance using discrete cosine harmonic wavelet transform", SIViP 2013, modified
-  fusion-artefact measure (metrics spec §4.11).
+  fusion-artefact measure (``tang``).
 
 All functions take 2-D float64 planes (H, W) holding integers 0..255 (any real values work).
 """

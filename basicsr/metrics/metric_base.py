@@ -41,7 +41,7 @@ class MetricSpec:
         """The metric on prepared planes (see :func:`basicsr.metrics.prepare.prepare_inputs`).
 
         ``vifb``: the plain mean of the per-channel values, except SF, which is computed once
-        on the H x 3W folded planes (spec section 3.11).
+        on the H x 3W folded planes (as the VIFB toolbox does).
         """
         conv = prepared.convention
         if conv == 'vifb' and self.name == 'SF':

@@ -1,4 +1,4 @@
-"""Input preparation of the fusion metrics, per convention (spec ``metrics.md`` §1).
+"""Input preparation of the fusion metrics, per convention.
 
 Images enter as numpy arrays in **RGB** order, (H, W, 3), or gray, (H, W) / (H, W, 1):
 uint8, or float arrays holding values in [0, 255]. They leave as 2-D float64 planes holding
@@ -39,7 +39,7 @@ class PreparedInputs:
         planes: ``(fused, vis, ir)`` triples of (H, W) float64 arrays holding integers 0..255;
             one triple for ``tang``/``cddfuse``, one per channel (R, G, B) for RGB ``vifb``.
         folded: for ``vifb``, the triple folded into (H, C*W) ``[R | G | B]`` arrays that SF
-            uses (spec §3.11); equal to ``planes[0]`` for gray data; None otherwise.
+            uses; equal to ``planes[0]`` for gray data; None otherwise.
     """
 
     convention: str
@@ -109,10 +109,10 @@ def to_uint8(img: np.ndarray, name: str, convention: str) -> np.ndarray:
 
 
 def gray_tang(img: np.ndarray) -> np.ndarray:
-    """MATLAB ``rgb2gray`` on uint8 (spec §1.2): (H, W, 3) RGB -> (H, W) uint8; gray passes."""
+    """MATLAB ``rgb2gray`` on uint8 (``tang``): (H, W, 3) RGB -> (H, W) uint8; gray passes."""
     if img.ndim == 2:
         return img
-    # by hand: cv2.cvtColor's coefficients and half-to-even rounding would move tang MI (spec §10)
+    # by hand: cv2.cvtColor's coefficients and half-to-even rounding would move tang MI
     rgb = img.astype(np.float64)
     r, g, b = _MATLAB_GRAY
     y = r * rgb[..., 0] + g * rgb[..., 1] + b * rgb[..., 2]
@@ -120,7 +120,7 @@ def gray_tang(img: np.ndarray) -> np.ndarray:
 
 
 def gray_cddfuse(img: np.ndarray) -> np.ndarray:
-    """cv2-style float32 gray of CDDFuse (spec §1.3): (H, W[, 3]) uint8 -> (H, W) uint8.
+    """cv2-style float32 gray of CDDFuse: (H, W[, 3]) uint8 -> (H, W) uint8.
 
     ``cv2.imread`` replicates a 1-channel file to 3 channels, so a gray input goes through
     the same float32 weighted sum (whose coefficients need not sum to exactly 1 in float32)
@@ -141,7 +141,7 @@ def _channels(img: np.ndarray, count: int) -> List[np.ndarray]:
 
 def prepare_inputs(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray,
                    convention: str) -> PreparedInputs:
-    """Validate three images and prepare their planes for ``convention`` (spec §1).
+    """Validate three images and prepare their planes for ``convention``.
 
     Args:
         fused, vis, ir: RGB (H, W, 3) or gray (H, W) arrays, uint8 or float 0..255, equal H, W.
@@ -153,7 +153,7 @@ def prepare_inputs(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray,
 
     Raises:
         ConfigError for an unknown convention; DataError for bad dtypes, shapes or sizes, and
-        for ``vifb`` with a 1-channel fused image and an RGB source (spec §1.1).
+        for ``vifb`` with a 1-channel fused image and an RGB source.
     """
     check_convention(convention)
     named = (('fused', fused), ('vis', vis), ('ir', ir))
@@ -171,7 +171,8 @@ def prepare_inputs(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray,
 
     if f8.ndim == 2 and (v8.ndim == 3 or i8.ndim == 3):
         raise DataError("vifb convention: a 1-channel fused image with an RGB source is not "
-                        "supported; rebuild the RGB fused image first (spec section 1.1)")
+                        "supported; rebuild the RGB fused image first (VIFB scores R, G and B "
+                        "separately)")
     count = 3 if f8.ndim == 3 else 1
     chans = [[c.astype(np.float64) for c in _channels(x, count)] for x in (f8, v8, i8)]
     planes = [tuple(chans[j][k] for j in range(3)) for k in range(count)]

@@ -1,7 +1,7 @@
 """Structural similarity metrics: SSIM in three variants and Tang's MEF-MS-SSIM.
 
 Plane metrics ``fn(fused, vis, ir, convention) -> float`` on prepared (H, W) float64 planes
-holding integers 0..255 (spec ``metrics.md`` §3.9, §4.12, §4.13, §5).
+holding integers 0..255.
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def _gauss_moments(x: np.ndarray, y: np.ndarray, filt) -> Tuple[np.ndarray, ...]
 
 
 def ssim_vifb(x: np.ndarray, y: np.ndarray) -> float:
-    """VIFB SSIM (§3.9): Gaussian 11 / 1.5, 'valid' windows, L = 255; NaN below 11 px.
+    """VIFB SSIM: Gaussian 11 / 1.5, 'valid' windows, L = 255; NaN below 11 px.
 
     scikit-image with Gaussian weights filters the whole image and averages only the pixels
     whose 11x11 window lies inside it: the same 'valid' mean, to the last bit."""
@@ -75,7 +75,7 @@ def ssim_vifb(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def ssim_matlab(x: np.ndarray, y: np.ndarray) -> float:
-    """MATLAB built-in ``ssim`` on double images (§4.12): dynamic range 1, Gaussian 11 / 1.5,
+    """MATLAB built-in ``ssim`` on double images (``tang``): dynamic range 1, Gaussian 11 / 1.5,
     replicate padding, same-size map, mean of the map. (Hand-written: scikit-image averages only
     the interior windows, which moves the value by ~3e-3.)"""
     moments = _gauss_moments(x, y, lambda a: _gauss(a, cv2.BORDER_REPLICATE))
@@ -96,7 +96,7 @@ def _box_valid(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def ssim_skimage(x: np.ndarray, y: np.ndarray) -> float:
-    """scikit-image ``structural_similarity`` as CDDFuse calls it (§5): 7x7 uniform window,
+    """scikit-image ``structural_similarity`` as CDDFuse calls it: 7x7 uniform window,
     sample covariance, ``data_range=2`` (the 0.19 default for float data); NaN below 7 px."""
     if min(x.shape) < 7:
         return math.nan
@@ -107,9 +107,9 @@ def ssim_skimage(x: np.ndarray, y: np.ndarray) -> float:
 def ssim(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
     """Structural similarity of F with both sources.
 
-    ``vifb``: ``SSIM(VI, F) + SSIM(IR, F)`` (sum, 0..2, §3.9); ``tang``: MATLAB ``ssim``,
-    ``0.5 ssim(F, IR) + 0.5 ssim(F, VI)`` (mean, 0..1, §4.12, no reference value available);
-    ``cddfuse``: scikit-image 0.19 SSIM, ``ssim(F, IR) + ssim(F, VI)`` (sum, §5).
+    ``vifb``: ``SSIM(VI, F) + SSIM(IR, F)`` (sum, 0..2); ``tang``: MATLAB ``ssim``,
+    ``0.5 ssim(F, IR) + 0.5 ssim(F, VI)`` (mean, 0..1, no reference value available);
+    ``cddfuse``: scikit-image 0.19 SSIM, ``ssim(F, IR) + ssim(F, VI)`` (sum).
     """
     if convention == 'vifb':
         return ssim_vifb(vis, fused) + ssim_vifb(ir, fused)
@@ -138,7 +138,7 @@ def _gcov(a: np.ndarray, b: np.ndarray, ga: np.ndarray, gb: np.ndarray) -> np.nd
 
 
 def _mef_ssim_level(sources: Tuple[np.ndarray, ...], fused: np.ndarray) -> float:
-    """MEF-SSIM of Ma et al. at one scale (§4.13), vectorised over all valid 11x11 windows.
+    """MEF-SSIM of Ma et al. at one scale, vectorised over all valid 11x11 windows.
 
     Each window's desired patch ``r = s * sum_k a_k (x_k - mu_k)`` is linear in the sources,
     so its Gaussian moments follow from filtered products of the sources and F.
@@ -182,7 +182,7 @@ def _mef_ssim_level(sources: Tuple[np.ndarray, ...], fused: np.ndarray) -> float
 
 
 def mef_ms_ssim(sources: Tuple[np.ndarray, ...], fused: np.ndarray, levels: int = 3) -> float:
-    """Multi-scale MEF-SSIM ``prod_l Q_l^w_l`` (§4.13); -inf when min(H, W)/4 < 11.
+    """Multi-scale MEF-SSIM ``prod_l Q_l^w_l``; -inf when min(H, W)/4 < 11.
 
     NaN when a level score is negative (MATLAB would return a complex number).
     """
@@ -201,5 +201,5 @@ def mef_ms_ssim(sources: Tuple[np.ndarray, ...], fused: np.ndarray, levels: int 
 
 @register_metric('MS_SSIM', ('tang',))
 def ms_ssim(fused: np.ndarray, vis: np.ndarray, ir: np.ndarray, convention: str) -> float:
-    """Tang's "MS-SSIM": multi-exposure MEF-MS-SSIM of F against the stack {IR, VI} (§4.13)."""
+    """Tang's "MS-SSIM": multi-exposure MEF-MS-SSIM of F against the stack {IR, VI}."""
     return mef_ms_ssim((ir, vis), fused)

@@ -1,7 +1,7 @@
 """Multi-scale pixel-domain visual information fidelity (VIF), ``tang`` and ``cddfuse``.
 
 Sheikh & Bovik, "Image information and visual quality", IEEE TIP 2006, in the pixel-domain
-multi-scale form of the LIVE ``vifp_mscale`` script (see the metrics spec, §4.8 and §5):
+multi-scale form of the LIVE ``vifp_mscale`` script:
 ``VIF = vifp(IR, F) + vifp(VI, F)`` with the source as reference and the fused image as the
 distorted signal.
 """

@@ -11,7 +11,7 @@ Sections:
 * ``net``: parameter counts of our module and of the published layout (ours plus the
   parameters the published forward never reads, counted from their shapes), then for each
   ``--sizes`` HxW the lean inference forward (what ``DGFusion`` runs under ``no_grad`` /
-  ``inference_mode``) against the plain eager float32 evaluation of the spec, each in its own
+  ``inference_mode``) against the plain eager float32 reference forward, each in its own
   process: latency (median of ``--repeat`` after ``--warmup``), peak memory (CUDA max allocated,
   or resident memory above the pre-run level on a CPU) and bytes per pixel, max abs difference
   to the float64 reference, multiply-adds per frame and the achieved rate as a fraction of one

@@ -6,7 +6,7 @@ Usage (from the repository root):
 
 Without image paths it uses TNO 01 (576x768) from ``datasets/TNO``
 (``python scripts/download_data.py tno``).
-``--threads 1`` (default) limits OpenCV to one thread, matching the spec's one-core targets.
+``--threads 1`` (default) limits OpenCV to one thread, so the timings are those of one core.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Every figure comes from its own child process (``--worker``), so that each peak 
 peak of that path alone: CUDA ``max_memory_allocated``, or on a CPU the process's peak resident
 memory above its level before the first full-size call. Rows:
 
-* ``plain``: ``reference_forward`` (the spec, line by line) in float32 under inference mode;
+* ``plain``: ``reference_forward`` (the plain forward) in float32 under inference mode;
 * ``lean``: the module's own forward under inference mode (it takes the lean path);
 * ``train plain`` / ``train``: one optimiser step (forward, loss, backward, Adam) through
   ``reference_forward`` and through the module's training forward, batch 4 x 128 x 128;

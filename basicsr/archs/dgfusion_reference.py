@@ -1,4 +1,4 @@
-"""Plain reference evaluation of DGFusion, written line by line from the network spec.
+"""Plain reference evaluation of DGFusion, written out line by line.
 
 ``reference_forward(net, vis_y, ir)`` computes the network's function with ``net``'s weights
 the straightforward way: full-size tensors, ``fft2``/``ifft2`` of every spectrum, out-of-place

@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -210,9 +210,16 @@ def frequency_amplitude_loss(fused: torch.Tensor, vis_y: torch.Tensor, ir: torch
 # modules
 
 class _FusionLoss(nn.Module):
-    """Common option of the loss modules: a weight (every loss is a mean over pixels)."""
+    """Common part of the loss modules: ``loss_weight * fn(fused, vis_y, ir[, mask], *options)``.
+
+    A subclass sets ``fn`` (its loss function), ``needs_mask`` (the function takes the mask
+    after the three images) and ``options`` (names of its attributes passed after them, in
+    order, and shown by ``repr``). Every loss is a mean over pixels; ``loss_weight`` scales it.
+    """
 
     needs_mask = False  # True for losses that need the visible-weight mask
+    options: Tuple[str, ...] = ()
+    fn: Callable[..., torch.Tensor]  # the loss function (a staticmethod in each subclass)
 
     def __init__(self, loss_weight: float = 1.0) -> None:
         super().__init__()
@@ -225,8 +232,26 @@ class _FusionLoss(nn.Module):
             raise LossOptionError(f"{name}.loss_weight: expected a finite number >= 0, got {loss_weight!r}")
         self.loss_weight = float(loss_weight)
 
+    def _option(self, name: str, value: Any, valid: bool, problem: str) -> Any:
+        """``value`` when ``valid``, else LossOptionError ``<Class>.<name>: <problem>``."""
+        if not valid:
+            raise LossOptionError(f"{type(self).__name__}.{name}: {problem}")
+        return value
+
+    def forward(self, fused: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor,
+                mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B,1,H,W) images in [0,1] (``mask`` only for losses that need it) -> 0-dim loss."""
+        images = (fused, vis_y, ir)
+        if self.needs_mask:
+            if mask is None:
+                raise ValueError(f"{type(self).__name__}: needs a mask of shape (B,1,H,W), got "
+                                 "None (give the dataset a mask folder or let it compute masks)")
+            images += (mask,)
+        return self.loss_weight * self.fn(*images, *(getattr(self, n) for n in self.options))
+
     def extra_repr(self) -> str:
-        return f"loss_weight={self.loss_weight}"
+        return ''.join(f"{n}={getattr(self, n)!r}, " for n in self.options) \
+            + f"loss_weight={self.loss_weight}"
 
 
 @LOSS_REGISTRY.register()
@@ -239,41 +264,27 @@ class SaliencyMaskL1Loss(_FusionLoss):
     """
 
     needs_mask = True
+    options = ('formula',)
+    fn = staticmethod(saliency_mask_l1_loss)
 
     def __init__(self, formula: str = 'published', loss_weight: float = 1.0) -> None:
         super().__init__(loss_weight)
-        if formula not in MASK_FORMULAS:
-            raise LossOptionError(f"SaliencyMaskL1Loss.formula: unknown '{formula}' "
-                                  f"(choices: {', '.join(MASK_FORMULAS)})")
-        self.formula = formula
-
-    def forward(self, fused: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor,
-                mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        if mask is None:
-            raise ValueError("SaliencyMaskL1Loss: needs a mask of shape (B,1,H,W), got None "
-                             "(give the dataset a mask folder or let it compute masks)")
-        return self.loss_weight * saliency_mask_l1_loss(fused, vis_y, ir, mask, self.formula)
-
-    def extra_repr(self) -> str:
-        return f"formula='{self.formula}', " + super().extra_repr()
+        self.formula = self._option('formula', formula, formula in MASK_FORMULAS,
+                                    f"unknown '{formula}' (choices: {', '.join(MASK_FORMULAS)})")
 
 
 @LOSS_REGISTRY.register()
 class MaxIntensityLoss(_FusionLoss):
     """Module of :func:`max_intensity_loss`; the mask is ignored."""
 
-    def forward(self, fused: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor,
-                mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.loss_weight * max_intensity_loss(fused, vis_y, ir)
+    fn = staticmethod(max_intensity_loss)
 
 
 @LOSS_REGISTRY.register()
 class MaxGradientLoss(_FusionLoss):
     """Module of :func:`max_gradient_loss`; the mask is ignored."""
 
-    def forward(self, fused: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor,
-                mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.loss_weight * max_gradient_loss(fused, vis_y, ir)
+    fn = staticmethod(max_gradient_loss)
 
 
 @LOSS_REGISTRY.register()
@@ -285,26 +296,19 @@ class SSIMFusionLoss(_FusionLoss):
         loss_weight: factor applied to the loss.
     """
 
+    options = ('window_size',)
+    fn = staticmethod(ssim_fusion_loss)
+
     def __init__(self, window_size: int = 11, loss_weight: float = 1.0) -> None:
         super().__init__(loss_weight)
-        if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1 \
-                or window_size % 2 == 0:
-            raise LossOptionError(f"SSIMFusionLoss.window_size: expected an odd positive int, "
-                                  f"got {window_size!r}")
-        self.window_size = window_size
-
-    def forward(self, fused: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor,
-                mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.loss_weight * ssim_fusion_loss(fused, vis_y, ir, self.window_size)
-
-    def extra_repr(self) -> str:
-        return f"window_size={self.window_size}, " + super().extra_repr()
+        odd = isinstance(window_size, int) and not isinstance(window_size, bool) \
+            and window_size >= 1 and window_size % 2 == 1
+        self.window_size = self._option('window_size', window_size, odd,
+                                        f"expected an odd positive int, got {window_size!r}")
 
 
 @LOSS_REGISTRY.register()
 class FrequencyAmplitudeLoss(_FusionLoss):
     """Module of :func:`frequency_amplitude_loss`; the mask is ignored."""
 
-    def forward(self, fused: torch.Tensor, vis_y: torch.Tensor, ir: torch.Tensor,
-                mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.loss_weight * frequency_amplitude_loss(fused, vis_y, ir)
+    fn = staticmethod(frequency_amplitude_loss)

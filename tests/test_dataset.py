@@ -9,9 +9,9 @@ import pytest
 
 from basicsr.data import build_dataset
 from basicsr.data.fusion_dataset import PairedFusionDataset
+from basicsr.data.saliency import saliency_mask
 from basicsr.data.sampler import StreamSampler
 from basicsr.utils.errors import DataError
-from basicsr.data.saliency import saliency_mask
 from tests.conftest import write_pairs
 
 

@@ -12,12 +12,11 @@ import pytest
 
 from basicsr.data import demo
 from basicsr.data.demo import MARKER_NAME, make_demo_dataset, render_pair
+from basicsr.data.saliency import saliency_mask
 from basicsr.utils.errors import ConfigError, DataError
 
 SMALL = dict(n_train=3, n_test=2, size=(24, 32), seed=0)
 REPO = Path(__file__).resolve().parents[1]
-
-from basicsr.data.saliency import saliency_mask
 
 
 def files_of(root: Path):

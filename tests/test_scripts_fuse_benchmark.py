@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
+from basicsr.data.saliency import saliency_mask_u8
 from basicsr.inference import fuse, load_model, read_pair
 from basicsr.utils.img_util import tensor2img
 from basicsr.utils.ir_range import parse_ir_range
-from basicsr.data.saliency import saliency_mask_u8
 from tests.conftest import REPO, write_pairs
 
 PARITY = REPO / 'tests' / 'data' / 'dgfusion_c4.pt'

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from basicsr.metrics import compute_metrics
 from basicsr.data.saliency import saliency_mask_u8, to_gray_u8
+from basicsr.metrics import compute_metrics
 from tests.conftest import REPO
 
 SHARED = REPO.parent / 'shared' / 'data'

@@ -37,7 +37,8 @@ from basicsr.utils.options import (ARCH_RANGES, DATASET_RANGES, LOADER_KEYS, LOS
                                    UNIT_OPEN_HIGH, Problems, Registry, _constructor_params, _f,
                                    _fill, _missing_folder, _type_name, _type_ok,
                                    check_name, check_paths, check_ranges, check_train_images,
-                                   check_type_section, parse_device, try_build)
+                                   check_type_section, try_build)
+from basicsr.utils.dist import parse_device
 from basicsr.utils.registry import (ARCH_REGISTRY, DATASET_REGISTRY, LAYOUT_REGISTRY, LOSS_REGISTRY,
                                     METRIC_REGISTRY, MODEL_REGISTRY, OPTIMIZER_REGISTRY,
                                     SCHEDULER_REGISTRY, build_from_cfg, did_you_mean, unknown_name)

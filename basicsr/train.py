@@ -67,13 +67,13 @@ def check_run_state(opt, auto_resume: bool) -> None:
 
     from basicsr.trainer import check_resume_point, check_resume_weights
     from basicsr.utils.checkpoint import read_checkpoint
-    from basicsr.utils.options import resolve_checkpoint_path
+    from basicsr.utils.checkpoint_folder import CheckpointFolder
     from basicsr.utils.run_lock import check_unlocked
     exp_dir = Path(opt['path']['experiments_root']) / opt['name']
     check_unlocked(exp_dir)
     resume = opt['path'].get('resume_state')
     path = Path(resume) if resume else (
-        resolve_checkpoint_path(exp_dir / 'checkpoints') if auto_resume else None)
+        CheckpointFolder(exp_dir / 'checkpoints').newest() if auto_resume else None)
     if path is not None:
         state = read_checkpoint(path)
         check_resume_point(path, int(state.get('iter', 0)), opt['train']['total_iter'])

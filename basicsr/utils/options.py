@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from basicsr.utils.checkpoint_folder import resolve_checkpoint_path
 from basicsr.utils.errors import ConfigError, brief, first_line
 from basicsr.utils.registry import Registry, did_you_mean, unknown_name
 
@@ -272,15 +273,6 @@ def _constructor_params(obj: Any, skip: Sequence[str] = ()) -> List[str]:
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in skip]
 
 
-def parse_device(value: str) -> Optional[str]:
-    """Return an error message if ``value`` is not auto, cpu, cuda or cuda:N."""
-    if value in ('auto', 'cpu', 'cuda'):
-        return None
-    if value.startswith('cuda:') and value[5:].isdigit():
-        return None
-    return f"{brief(value)} is not one of auto, cpu, cuda, cuda:N"
-
-
 def _missing_folder(root: str, key: str, source: str, download: Optional[str] = None) -> str:
     """The problem text of a data folder that does not exist, with the command that makes or
     fetches it (``download``: the downloader's command for a public set's folder)."""
@@ -384,18 +376,3 @@ def _check_masks_apart(opt: Dict[str, Any], probs: Problems) -> None:
         problem = overlap_problem(('mask folder', mask), images)
         if problem:
             probs.add(mask_key, problem)
-
-
-def resolve_checkpoint_path(path: str | Path) -> Optional[Path]:
-    """A checkpoint file as is; a checkpoints folder -> its ``latest`` (or newest) file."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        pointer = path / 'latest'
-        if pointer.is_file() and (path / pointer.read_text(encoding='utf-8').strip()).is_file():
-            return path / pointer.read_text(encoding='utf-8').strip()
-        found = sorted(path.glob('*.pth'))
-        return found[-1] if found else None
-    return None
-

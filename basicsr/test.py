@@ -57,7 +57,6 @@ def run_test(args: argparse.Namespace) -> int:
 
     from basicsr.config import load_options, print_dry_run, written_network_g
     from basicsr.data import build_dataset
-    from basicsr.data.demo import ensure_demo_data
     from basicsr.inference import check_tile, load_model
     from basicsr.inference.html_report import parse_compare
     from basicsr.inference.loader import check_network_options
@@ -70,8 +69,6 @@ def run_test(args: argparse.Namespace) -> int:
         raise ConfigError('--tile-overlap needs --tile')
     check_tile(args.tile, overlap)
     compare = parse_compare(args.compare)
-    if not args.dry_run:
-        ensure_demo_data(args.opt)
     loaded = load_options(args.opt, is_train=False, overrides=args.overrides, dry_run=args.dry_run)
     if args.dry_run:
         return print_dry_run(loaded)

@@ -55,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def run_test(args: argparse.Namespace) -> int:
     import torch
 
-    from basicsr.config import load_options, print_dry_run, written_network_g
+    from basicsr.options import load_options, print_dry_run, written_network_g
     from basicsr.data import build_dataset
     from basicsr.inference import check_tile, load_model
     from basicsr.inference.html_report import parse_compare

@@ -62,7 +62,7 @@ def check_run_state(opt, auto_resume: bool) -> None:
 
 def train(args: argparse.Namespace) -> int:
     from basicsr.trainer import Trainer
-    from basicsr.config import load_options, print_dry_run
+    from basicsr.options import load_options, print_dry_run
     from basicsr.utils.run_control import git_commit
 
     loaded = load_options(args.opt, is_train=True, overrides=args.overrides, dry_run=args.dry_run)

@@ -18,6 +18,7 @@ from basicsr.data import build_dataset, build_eval_loader, build_train_loader
 from basicsr.data.fusion_dataset import UnreadablePairsError, check_bad_pairs, describe
 from basicsr.models import MODEL_REGISTRY
 from basicsr.models.fusion_model import TrainingDiverged
+from basicsr.options import LoadedOptions
 from basicsr.utils import dist as du
 from basicsr.utils.checkpoint import (CKPT_FORMAT, check_finite, describe_config, load_weights,
                                       nonfinite_tensors, read_checkpoint, remove_orphan_temps,
@@ -28,7 +29,6 @@ from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, 
                                   ConfigError, DGFusionError, first_line, one_line)
 from basicsr.utils.fs import ensure_writable_dir
 from basicsr.utils.logger import JsonlWriter, make_tb_writer, setup_logging
-from basicsr.config import LoadedOptions
 from basicsr.utils.run_control import StopRequest, rng_state, seed_everything, set_rng_state
 from basicsr.utils.run_lock import LOCK_NAME, RunLock
 from basicsr.utils.run_lock import describe as describe_holder

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from basicsr.config import load_options
+from basicsr.options import load_options
 from basicsr.data.fusion_dataset import PairedFusionDataset
 from basicsr.data.layouts import LAYOUTS, get_layout, layout_pairs
 from basicsr.utils.errors import ConfigError, DataError

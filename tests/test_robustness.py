@@ -19,7 +19,7 @@ import torch
 from basicsr.train import main as train_main
 from basicsr.utils.errors import ConfigError, DataError
 from basicsr.utils.img_util import read_image
-from basicsr.config import load_options
+from basicsr.options import load_options
 from basicsr.utils.yaml_io import load_yaml_text
 from tests.conftest import REPO, train_options
 

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from basicsr.data.contract import FusionDataset
 from basicsr.utils.cli import run_main
 from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DGFusionError,
                                   Interrupted, one_line)
@@ -101,8 +102,9 @@ def run_test(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_set(net, dataset, name: str, out_root: Path, opt: Dict, tile: Optional[int],
-            overlap: Optional[int], compare: Optional[Dict[str, Path]] = None) -> int:
+def run_set(net, dataset: FusionDataset, name: str, out_root: Path, opt: Dict,
+            tile: Optional[int], overlap: Optional[int],
+            compare: Optional[Dict[str, Path]] = None) -> int:
     """Fuse, write and score one set; print its table and failures; write its report with
     thumbnails of ``compare`` (method name -> folder) beside ours. Returns the failures."""
     from basicsr.inference.report import write_csv
@@ -140,8 +142,8 @@ def run_set(net, dataset, name: str, out_root: Path, opt: Dict, tile: Optional[i
     return len(failures)
 
 
-def write_set_report(out_dir: Path, name: str, rows: List[Dict], dataset, metrics: Dict,
-                     compare: Dict[str, Path], max_images: Optional[int]) -> Path:
+def write_set_report(out_dir: Path, name: str, rows: List[Dict], dataset: FusionDataset,
+                     metrics: Dict, compare: Dict[str, Path], max_images: Optional[int]) -> Path:
     """``<out_dir>/report.html``: the set's table (``metrics``: the ``val.metrics`` options)
     and thumbnails vis | ir | fused | compared methods."""
     from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section, compare_images,

@@ -3,7 +3,7 @@ and output folders kept apart from the data they read."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from basicsr.options.fields import Problems
 from basicsr.utils.checkpoint_folder import resolve_checkpoint_path
@@ -22,20 +22,6 @@ def check_name(value: Any, key: str, probs: 'Problems') -> None:
                   f"control characters")
     elif value != value.strip():
         probs.add(key, f"{brief(value)} starts or ends with spaces")
-
-
-def missing_folder(root: str, key: str, source: str, download: Optional[str] = None) -> str:
-    """The problem text of a data folder that does not exist, with the command that makes or
-    fetches it (``download``: the downloader's command for a public set's folder)."""
-    msg = f"folder '{root}' does not exist"
-    if key == 'dataroot_mask':
-        msg += (f"; scripts/gen_saliency.py -opt {source} makes the masks (or set dataroot_mask: "
-                f"auto to compute them on the fly)")
-    elif 'demo' in Path(root).parts:
-        msg += '; python -m basicsr.data.demo makes the demo dataset'
-    elif download:
-        msg += f"; get it with: {download}"
-    return msg
 
 
 def check_paths(opt: Dict[str, Any], probs: Problems, is_train: bool) -> None:

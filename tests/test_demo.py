@@ -230,5 +230,8 @@ def test_entry_points_leave_the_demo_data_to_its_command(tmp_path, monkeypatch, 
     assert (train_main if entry == 'train' else test_main)(['-opt', str(opt)]) == 2
     err = capsys.readouterr().err
     assert "dataroot_vis: folder 'datasets/demo/" in err, err
-    assert 'python -m basicsr.data.demo makes the demo dataset' in err, err
+    named = [line for line in err.splitlines() if 'does not exist' in line]
+    assert len(named) == (3 if entry == 'train' else 2), err  # vis, ir (, mask for training)
+    assert all(line.endswith('; python -m basicsr.data.demo makes the demo dataset')
+               for line in named), err
     assert not (tmp_path / 'datasets').exists()

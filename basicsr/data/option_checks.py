@@ -158,11 +158,11 @@ def missing_folder(root: str, key: str, source: str, download: Optional[str] = N
     """The problem text of a data folder that does not exist, with the command that makes or
     fetches it (``download``: the downloader's command for a public set's folder)."""
     msg = f"folder '{root}' does not exist"
-    if key == 'dataroot_mask':
+    if 'demo' in Path(root).parts:  # the demo command writes the masks too
+        msg += '; python -m basicsr.data.demo makes the demo dataset'
+    elif key == 'dataroot_mask':
         msg += (f"; scripts/gen_saliency.py -opt {source} makes the masks (or set dataroot_mask: "
                 f"auto to compute them on the fly)")
-    elif 'demo' in Path(root).parts:
-        msg += '; python -m basicsr.data.demo makes the demo dataset'
     elif download:
         msg += f"; get it with: {download}"
     return msg

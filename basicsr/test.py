@@ -23,7 +23,7 @@ from basicsr.data.contract import FusionDataset
 from basicsr.utils.cli import run_main
 from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DGFusionError,
                                   Interrupted, one_line)
-from basicsr.utils.logger import console
+from basicsr.utils.logger import close_handlers, console
 
 logger = logging.getLogger('basicsr.test')
 
@@ -50,7 +50,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """Console entry; returns the process exit code."""
     args = parse_args(argv)
-    return run_main(lambda: run_test(args))
+    try:
+        return run_main(lambda: run_test(args))
+    finally:
+        close_handlers()  # the run's log file is complete; a later run opens its own
 
 
 def run_test(args: argparse.Namespace) -> int:

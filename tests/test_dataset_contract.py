@@ -44,6 +44,10 @@ class ListFusionDataset:
         if not Path(options['list_file']).is_file():
             problems.add(prefix + 'list_file', f"'{options['list_file']}' is not a list file")
 
+    @classmethod
+    def data_folders(cls, options: Dict[str, Any], phase: str) -> List[Tuple[str, str, str]]:
+        return [('list_file', str(Path(options['list_file']).parent), 'images')]
+
 
 @pytest.fixture
 def list_dataset(monkeypatch, tmp_path):
@@ -53,7 +57,8 @@ def list_dataset(monkeypatch, tmp_path):
     data = write_pairs(tmp_path / 'data', n=2, size=(20, 24), masks=False)
     lines = [f"{data['vis'] / f'{i:03d}.png'} {data['ir'] / f'{i:03d}.png'}" for i in range(2)]
     lines.append(f"{tmp_path / 'gone.png'} {data['ir'] / '000.png'}")
-    listed = tmp_path / 'pairs.txt'
+    listed = tmp_path / 'lists' / 'pairs.txt'
+    listed.parent.mkdir()
     listed.write_text('\n'.join(lines) + '\n')
     return listed
 
@@ -66,21 +71,24 @@ def test_paired_dataset_meets_the_contract(tmp_path):
 
 
 def test_option_checker_asks_the_registered_class(tmp_path, list_dataset):
-    def write(list_file: Path) -> Path:
+    def write(list_file: Path, results: Path) -> Path:
         path = tmp_path / 'opt.yml'
         path.write_text(f"name: t\ndevice: cpu\ndatasets:\n  test_1:\n    type: ListFusionDataset\n"
-                        f"    list_file: {list_file}\npath:\n  results_root: {tmp_path / 'res'}\n"
-                        f"  pretrain_network_g: {tmp_path / 'pairs.txt'}\n")
+                        f"    list_file: {list_file}\npath:\n  results_root: {results}\n"
+                        f"  pretrain_network_g: {list_dataset}\n")
         return path
 
-    loaded = load_options(write(list_dataset), is_train=False)
+    loaded = load_options(write(list_dataset, tmp_path / 'res'), is_train=False)
     assert loaded.opt['datasets']['test_1']['list_file'] == str(list_dataset)
     assert ListFusionDataset.checked == [('test_1', 'datasets.test_1.')]
     with pytest.raises(ConfigError) as err:
-        load_options(write(tmp_path / 'absent.txt'), is_train=False)
+        load_options(write(list_dataset.parent / 'absent.txt', tmp_path / 'res'), is_train=False)
     assert str(err.value).endswith(
-        f"datasets.test_1.list_file: '{tmp_path / 'absent.txt'}' is not a list file")
+        f"datasets.test_1.list_file: '{list_dataset.parent / 'absent.txt'}' is not a list file")
     assert 'dataroot' not in str(err.value)  # the paired dataset's keys are not asked for
+    # the results folder is kept apart from the folders the class says it reads
+    with pytest.raises(ConfigError, match=r'path\.results_root: .*datasets\.test_1\.list_file'):
+        load_options(write(list_dataset, list_dataset.parent / 'res'), is_train=False)
 
 
 def test_validation_and_test_script_use_the_contract(tmp_path, list_dataset, capsys):

@@ -53,3 +53,9 @@ class FusionDataset(Protocol):
         ``test_1``, ...) beyond its constructor signature, without building the set: its data
         folders, their names and sizes. Report each problem as ``problems.add(prefix + key,
         message)``; with ``scan``, also read every file in full."""
+
+    @classmethod
+    def data_folders(cls, options: Dict[str, Any], phase: str) -> List[Tuple[str, str, str]]:
+        """``(key, folder, role)`` of each folder the set of section ``options`` reads;
+        ``role`` is ``'images'`` or ``'masks'``. A run's output folders are kept apart from
+        all of them, and mask folders (which a tool writes) from the image folders."""

@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from basicsr.data.contract import ProblemLog
 from basicsr.data.layouts import get_layout, layout_pairs
-from basicsr.data.option_checks import check_folders
+from basicsr.data.option_checks import check_folders, data_folders
 from basicsr.data.pairs import RESIZE_CHOICES, Pair, match_folders, read_pair, read_sources
 from basicsr.data.transforms import paired_augment, paired_random_crop
 from basicsr.utils.errors import ConfigError, DataError, one_line
@@ -149,6 +149,12 @@ class PairedFusionDataset(Dataset):
         """The dataset contract's option checks (:mod:`basicsr.data.contract`): see
         :func:`basicsr.data.option_checks.check_folders`."""
         check_folders(options, phase, prefix, problems, scan)
+
+    @classmethod
+    def data_folders(cls, options: Dict[str, Any], phase: str) -> List[Tuple[str, str, str]]:
+        """The dataset contract's folders (:mod:`basicsr.data.contract`): see
+        :func:`basicsr.data.option_checks.data_folders`."""
+        return data_folders(options, phase)
 
     def __len__(self) -> int:
         return len(self.pairs) * (self.enlarge_ratio if self.phase == 'train' else 1)

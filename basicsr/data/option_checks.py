@@ -4,7 +4,7 @@ names and the training images' sizes, reported without building the set."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from basicsr.data.contract import ProblemLog
 from basicsr.data.download import download_hint
@@ -60,6 +60,15 @@ def check_folders(ds: Dict[str, Any], phase: str, prefix: str, probs: ProblemLog
             pass  # no pair at all: the run reports it when it builds the set
         else:
             scan_files(pairs, phase, probs)
+
+
+def data_folders(ds: Dict[str, Any], phase: str) -> List[Tuple[str, str, str]]:
+    """``(key, folder, role)`` of the ``dataroot_*`` folders a paired set reads (masks only for
+    training sets; ``auto``/``none`` are no folder)."""
+    return [(key, ds[key], 'masks' if key == 'dataroot_mask' else 'images')
+            for key in ('dataroot_vis', 'dataroot_ir', 'dataroot_mask')
+            if isinstance(ds.get(key), str) and ds[key] not in ('', 'auto', 'none')
+            and (key != 'dataroot_mask' or ds.get('phase', phase) == 'train')]
 
 
 def check_layout(ds: Dict[str, Any], phase: str, prefix: str, probs: ProblemLog) -> None:

@@ -50,7 +50,7 @@ def validate_datasets(opt: Dict[str, Any], probs: Problems, is_train: bool,
         kwargs = {k: v for k, v in ds.items() if k not in LOADER_FIELDS}
         check_type_section(DATASET_REGISTRY, {'type': ds['type'], **kwargs}, prefix, probs)
         check_ranges(ds, DATASET_RANGES, prefix, probs)
-        if ds.get('type') in DATASET_REGISTRY:
+        if isinstance(ds['type'], str) and ds['type'] in DATASET_REGISTRY:
             DATASET_REGISTRY.get(ds['type']).check_options(ds, phase, prefix, probs, scan)
     if is_train and 'train' not in datasets:
         probs.add('datasets.train', 'missing required dataset phase')

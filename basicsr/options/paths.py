@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 from basicsr.options.fields import Problems
+from basicsr.options.schema import LOADER_FIELDS
 from basicsr.utils.checkpoint_folder import resolve_checkpoint_path
 from basicsr.utils.errors import brief
+from basicsr.utils.registry import DATASET_REGISTRY
 
 
 def check_name(value: Any, key: str, probs: 'Problems') -> None:
@@ -54,14 +56,18 @@ def check_paths(opt: Dict[str, Any], probs: Problems, is_train: bool) -> None:
     _check_masks_apart(opt, probs)
 
 
-def _data_roots(opt: Dict[str, Any], keys: Sequence[str]) -> List[Tuple[str, str]]:
-    """``(dotted key, folder)`` of each dataset folder under ``keys`` that the run reads
-    (mask folders only for training sets; ``auto``/``none`` are no folder)."""
+def _data_roots(opt: Dict[str, Any], roles: Sequence[str]) -> List[Tuple[str, str]]:
+    """``(dotted key, folder)`` of each folder with a role in ``roles`` (``images``,
+    ``masks``) that the datasets read, as the class registered under their ``type`` names them
+    (``data_folders`` of the dataset contract)."""
     datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
-    return [(f"datasets.{phase}.{key}", ds[key]) for phase, ds in datasets.items()
-            if isinstance(ds, dict) for key in keys
-            if isinstance(ds.get(key), str) and ds[key] not in ('', 'auto', 'none')
-            and (key != 'dataroot_mask' or ds.get('phase', phase) == 'train')]
+    found = []
+    for phase, ds in datasets.items():
+        kind = ds.get('type', LOADER_FIELDS['type'].default) if isinstance(ds, dict) else None
+        if isinstance(kind, str) and kind in DATASET_REGISTRY:
+            found += [(f"datasets.{phase}.{key}", folder) for key, folder, role
+                      in DATASET_REGISTRY.get(kind).data_folders(ds, phase) if role in roles]
+    return found
 
 
 def _check_apart_from_data(opt: Dict[str, Any], probs: Problems, key: str,
@@ -69,8 +75,7 @@ def _check_apart_from_data(opt: Dict[str, Any], probs: Problems, key: str,
     """The run's output folder may not be, contain or lie inside a folder the datasets read
     (nor one of ``others``)."""
     from basicsr.utils.fs import overlap_problem
-    problem = overlap_problem(run_folder, _data_roots(
-        opt, ('dataroot_vis', 'dataroot_ir', 'dataroot_mask')) + list(others))
+    problem = overlap_problem(run_folder, _data_roots(opt, ('images', 'masks')) + list(others))
     if problem:
         probs.add(key, problem)
 
@@ -79,8 +84,8 @@ def _check_masks_apart(opt: Dict[str, Any], probs: Problems) -> None:
     """A mask folder (written by ``scripts/gen_saliency.py``) may not be, contain or lie
     inside an image folder of the datasets."""
     from basicsr.utils.fs import overlap_problem
-    images = _data_roots(opt, ('dataroot_vis', 'dataroot_ir'))
-    for mask_key, mask in _data_roots(opt, ('dataroot_mask',)):
+    images = _data_roots(opt, ('images',))
+    for mask_key, mask in _data_roots(opt, ('masks',)):
         problem = overlap_problem(('mask folder', mask), images)
         if problem:
             probs.add(mask_key, problem)

@@ -19,10 +19,11 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from basicsr.data.contract import FusionDataset
 from basicsr.utils.cli import run_main
 from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DGFusionError,
                                   Interrupted, one_line)
-from basicsr.utils.logger import console
+from basicsr.utils.logger import close_handlers, console
 
 logger = logging.getLogger('basicsr.test')
 
@@ -49,15 +50,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """Console entry; returns the process exit code."""
     args = parse_args(argv)
-    return run_main(lambda: run_test(args))
+    try:
+        return run_main(lambda: run_test(args))
+    finally:
+        close_handlers()  # the run's log file is complete; a later run opens its own
 
 
 def run_test(args: argparse.Namespace) -> int:
     import torch
 
-    from basicsr.config import load_options, print_dry_run, written_network_g
+    from basicsr.options import load_options, print_dry_run, written_network_g
     from basicsr.data import build_dataset
-    from basicsr.data.demo import ensure_demo_data
     from basicsr.inference import check_tile, load_model
     from basicsr.inference.html_report import parse_compare
     from basicsr.inference.loader import check_network_options
@@ -70,8 +73,6 @@ def run_test(args: argparse.Namespace) -> int:
         raise ConfigError('--tile-overlap needs --tile')
     check_tile(args.tile, overlap)
     compare = parse_compare(args.compare)
-    if not args.dry_run:
-        ensure_demo_data(args.opt)
     loaded = load_options(args.opt, is_train=False, overrides=args.overrides, dry_run=args.dry_run)
     if args.dry_run:
         return print_dry_run(loaded)
@@ -104,8 +105,9 @@ def run_test(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_set(net, dataset, name: str, out_root: Path, opt: Dict, tile: Optional[int],
-            overlap: Optional[int], compare: Optional[Dict[str, Path]] = None) -> int:
+def run_set(net, dataset: FusionDataset, name: str, out_root: Path, opt: Dict,
+            tile: Optional[int], overlap: Optional[int],
+            compare: Optional[Dict[str, Path]] = None) -> int:
     """Fuse, write and score one set; print its table and failures; write its report with
     thumbnails of ``compare`` (method name -> folder) beside ours. Returns the failures."""
     from basicsr.inference.report import write_csv
@@ -143,8 +145,8 @@ def run_set(net, dataset, name: str, out_root: Path, opt: Dict, tile: Optional[i
     return len(failures)
 
 
-def write_set_report(out_dir: Path, name: str, rows: List[Dict], dataset, metrics: Dict,
-                     compare: Dict[str, Path], max_images: Optional[int]) -> Path:
+def write_set_report(out_dir: Path, name: str, rows: List[Dict], dataset: FusionDataset,
+                     metrics: Dict, compare: Dict[str, Path], max_images: Optional[int]) -> Path:
     """``<out_dir>/report.html``: the set's table (``metrics``: the ``val.metrics`` options)
     and thumbnails vis | ir | fused | compared methods."""
     from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section, compare_images,

@@ -8,52 +8,32 @@ import argparse
 import sys
 from typing import List, Optional
 
-from basicsr.utils.errors import EXIT_INTERRUPTED, EXIT_SETUP, DGFusionError, one_line
-from basicsr.utils.logger import close_handlers, console, log_to_files
+from basicsr.utils.logger import close_handlers
 
 
-def parse_args(argv: Optional[List[str]] = None, test: bool = False) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description='DGFusion ' + ('testing' if test else 'training'))
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description='DGFusion training')
     p.add_argument('-opt', '--opt', required=True, help='YAML option file')
-    example = 'val.metrics.convention=tang' if test else 'train.total_iter=1000'
     p.add_argument('--set', dest='overrides', action='extend', nargs='+', default=[],
                    metavar='KEY=VALUE',
-                   help=f'override options, e.g. --set {example} (one or more KEY=VALUE, '
-                        f'repeatable; any key the README options reference lists, also when the '
-                        f'file leaves it out)')
+                   help='override options, e.g. --set train.total_iter=1000 (one or more '
+                        'KEY=VALUE, repeatable; any key the README options reference lists, also '
+                        'when the file leaves it out)')
     p.add_argument('--dry-run', action='store_true',
                    help='run every check of a real run (options, data, output folder), print the '
                         'resolved options, do no work')
-    if not test:
-        p.add_argument('--auto-resume', action='store_true',
-                       help='continue from the newest checkpoint of this experiment')
+    p.add_argument('--auto-resume', action='store_true',
+                   help='continue from the newest checkpoint of this experiment')
     return p.parse_args(argv)
-
-
-def fail(message: str, code: int = EXIT_SETUP) -> int:
-    """Print the one ``error:`` line of an entry point (also into the run's log file, when
-    one is open) and return its exit code."""
-    log_to_files(f"error: {message}")
-    close_handlers()
-    console(f"error: {message}", err=True)
-    return code
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Console entry; returns the exit code: 0 done, 1 training diverged, 2 bad options or
     setup, 130 stopped by Ctrl-C/SIGTERM (after saving a checkpoint)."""
-    from basicsr.utils.signals import sigterm_as_interrupt
+    from basicsr.utils.cli import run_main
     args = parse_args(argv)
     try:
-        with sigterm_as_interrupt():  # before the loop's own handler, and after it
-            return train(args)
-    except DGFusionError as exc:
-        return fail(one_line(exc))
-    except OSError as exc:  # e.g. the disk filled up: name the file, no traceback
-        where = f"{exc.filename}: " if exc.filename else ''
-        return fail(f"{where}{exc.strerror or exc}")
-    except KeyboardInterrupt:  # before the loop installed its handler: nothing to save yet
-        return fail('interrupted', EXIT_INTERRUPTED)
+        return run_main(lambda: train(args))
     finally:
         from basicsr.utils.dist import cleanup
         cleanup()
@@ -67,13 +47,13 @@ def check_run_state(opt, auto_resume: bool) -> None:
 
     from basicsr.trainer import check_resume_point, check_resume_weights
     from basicsr.utils.checkpoint import read_checkpoint
-    from basicsr.utils.options import resolve_checkpoint_path
+    from basicsr.utils.checkpoint_folder import CheckpointFolder
     from basicsr.utils.run_lock import check_unlocked
     exp_dir = Path(opt['path']['experiments_root']) / opt['name']
     check_unlocked(exp_dir)
     resume = opt['path'].get('resume_state')
     path = Path(resume) if resume else (
-        resolve_checkpoint_path(exp_dir / 'checkpoints') if auto_resume else None)
+        CheckpointFolder(exp_dir / 'checkpoints').newest() if auto_resume else None)
     if path is not None:
         state = read_checkpoint(path)
         check_resume_point(path, int(state.get('iter', 0)), opt['train']['total_iter'])
@@ -81,13 +61,9 @@ def check_run_state(opt, auto_resume: bool) -> None:
 
 
 def train(args: argparse.Namespace) -> int:
-    from basicsr.data.demo import ensure_demo_data
     from basicsr.trainer import Trainer
-    from basicsr.config import load_options, print_dry_run
+    from basicsr.options import load_options, print_dry_run
     from basicsr.utils.run_control import git_commit
-
-    if not args.dry_run:
-        ensure_demo_data(args.opt)
 
     loaded = load_options(args.opt, is_train=True, overrides=args.overrides, dry_run=args.dry_run)
     if args.dry_run:

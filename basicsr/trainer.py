@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 import time
 import weakref
@@ -19,17 +18,17 @@ from basicsr.data import build_dataset, build_eval_loader, build_train_loader
 from basicsr.data.fusion_dataset import UnreadablePairsError, check_bad_pairs, describe
 from basicsr.models import MODEL_REGISTRY
 from basicsr.models.fusion_model import TrainingDiverged
+from basicsr.options import LoadedOptions
 from basicsr.utils import dist as du
 from basicsr.utils.checkpoint import (CKPT_FORMAT, check_finite, describe_config, load_weights,
                                       nonfinite_tensors, read_checkpoint, remove_orphan_temps,
                                       save_atomic)
+from basicsr.utils.checkpoint_folder import CheckpointFolder, resolve_checkpoint_path
 from basicsr.utils.divergence import LossWatch
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, CheckpointError,
                                   ConfigError, DGFusionError, first_line, one_line)
 from basicsr.utils.fs import ensure_writable_dir
 from basicsr.utils.logger import JsonlWriter, make_tb_writer, setup_logging
-from basicsr.config import LoadedOptions
-from basicsr.utils.options import resolve_checkpoint_path
 from basicsr.utils.run_control import StopRequest, rng_state, seed_everything, set_rng_state
 from basicsr.utils.run_lock import LOCK_NAME, RunLock
 from basicsr.utils.run_lock import describe as describe_holder
@@ -37,16 +36,6 @@ from basicsr.utils.yaml_io import dump_yaml
 from basicsr.validation import evaluate_set, format_table, mean_row, write_csv
 
 logger = logging.getLogger('basicsr.train')
-
-
-def write_pointer(path: Path, target: str) -> None:
-    """Atomically replace the text file ``path`` (the ``latest`` checkpoint pointer)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, 'w', encoding='utf-8') as fh:
-        fh.write(target)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def check_resume_point(path: Path, iteration: int, total: int) -> None:
@@ -74,6 +63,7 @@ class Trainer:
         self.main = self.rank == 0
         self.exp_dir = Path(opt['path']['experiments_root']) / opt['name']
         self.ckpt_dir = self.exp_dir / 'checkpoints'
+        self.checkpoints = CheckpointFolder(self.ckpt_dir)
         self.lock: Optional[RunLock] = None
         if self.main:
             ensure_writable_dir(self.exp_dir, 'experiment folder')
@@ -151,7 +141,7 @@ class Trainer:
         if explicit:
             return Path(explicit)
         if auto_resume and self.ckpt_dir.is_dir():
-            return resolve_checkpoint_path(self.ckpt_dir)  # `latest`, else the newest file
+            return self.checkpoints.newest()  # `latest`, else the newest file
         return None
 
     def _prepare_folder(self, resuming: bool) -> None:
@@ -217,13 +207,10 @@ class Trainer:
             logger.error('not saving iteration %d as a resume point: %s; the last good checkpoint '
                          'is kept', it, problem)
             return None
-        path = self.ckpt_dir / f"iter_{it:08d}.pth"
+        path = self.checkpoints.path_for(it)
         save_atomic(state, path)
-        write_pointer(self.ckpt_dir / 'latest', path.name)
-        keep = self.opt['logger']['keep_checkpoints']
-        if keep > 0:
-            for old in sorted(self.ckpt_dir.glob('iter_*.pth'))[:-keep]:
-                old.unlink(missing_ok=True)
+        self.checkpoints.point_to(path)
+        self.checkpoints.prune(self.opt['logger']['keep_checkpoints'])
         logger.info('saved checkpoint %s', path)
         return path
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from basicsr.data.contract import FusionDataset
 from basicsr.inference import Stopwatch, fuse
 from basicsr.inference.report import Row, markdown_table, mean_row, write_csv
 from basicsr.inference.scoring import score
@@ -42,18 +43,19 @@ class Outcome:
     notes: List[str] = field(default_factory=list)
 
 
-def iter_set(net: nn.Module, dataset, out_dir: Optional[Path] = None,
+def iter_set(net: nn.Module, dataset: FusionDataset, out_dir: Optional[Path] = None,
              metric_names: Sequence[str] = (), convention: str = 'cddfuse',
              max_images: Optional[int] = None, tile: Optional[int] = None,
              overlap: Optional[int] = None, show_progress: bool = True,
              image_suffix: str = '.png') -> Iterator[Outcome]:
-    """Fuse the pairs of a test-phase ``PairedFusionDataset`` one by one.
+    """Fuse the pairs of a dataset that meets the contract (:mod:`basicsr.data.contract`) one
+    by one.
 
     Yields first one failed :class:`Outcome` per unmatched name, then one per pair: the fused
     image is written to ``<out_dir>/<stem><image_suffix>`` (atomically) when ``out_dir`` is
     set; a pair that cannot be read, fused or scored is reported and the next one follows.
     """
-    for stem, message in getattr(dataset, 'unmatched', []):
+    for stem, message in dataset.unmatched:
         yield Outcome(stem, error=message)
     param = next(net.parameters(), None)
     device = param.device if param is not None else torch.device('cpu')

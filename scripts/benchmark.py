@@ -245,7 +245,7 @@ def bench_onnx(args: argparse.Namespace, device: torch.device) -> Optional[list]
 
 def run(args: argparse.Namespace) -> int:
     from basicsr.utils.dist import resolve_device
-    from basicsr.utils.options import parse_device
+    from basicsr.utils.dist import parse_device
 
     only = [s.strip() for s in args.only.split(',') if s.strip()]
     unknown = [s for s in only if s not in SECTIONS]

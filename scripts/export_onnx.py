@@ -57,7 +57,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def load_net(args: argparse.Namespace):
     from basicsr.inference.loader import load_network
-    from basicsr.utils.options import resolve_checkpoint_path
+    from basicsr.utils.checkpoint_folder import resolve_checkpoint_path
 
     ckpt = resolve_checkpoint_path(args.weights)
     if ckpt is None:
@@ -98,7 +98,7 @@ def check(args: argparse.Namespace, net, sizes: List[Tuple[int, int]]) -> List[s
 def run(args: argparse.Namespace) -> int:
     from basicsr.deploy.onnx_export import MIN_OPSET, export_onnx, require_exporter
     from basicsr.utils.fs import check_outputs_apart, ensure_writable_file
-    from basicsr.utils.options import resolve_checkpoint_path
+    from basicsr.utils.checkpoint_folder import resolve_checkpoint_path
 
     size = parse_size_list(args.size, '--size')[0] if args.size is not None else None
     if args.size is not None and ',' in args.size:

@@ -80,7 +80,8 @@ from basicsr.inference.baselines import BASELINES, BaselineModel  # noqa: E402
 from basicsr.data.layouts import LAYOUTS, get_layout, layout_pairs  # noqa: E402
 from basicsr.inference.loader import REFERENCE_WEIGHTS, REPO_ROOT, find_checkpoint  # noqa: E402
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, unit_to_u8  # noqa: E402
-from basicsr.utils.options import parse_device, resolve_checkpoint_path  # noqa: E402
+from basicsr.utils.checkpoint_folder import resolve_checkpoint_path  # noqa: E402
+from basicsr.utils.dist import parse_device  # noqa: E402
 
 RESIZE_HINT = ' (resample one with --resize ir|vis)'
 VIDEO_CODECS = {'.avi': 'MJPG', '.mp4': 'mp4v', '.mov': 'mp4v', '.m4v': 'mp4v', '.mkv': 'MJPG'}

@@ -7,7 +7,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from basicsr.trainer import Trainer  # noqa: E402
-from basicsr.config import load_options  # noqa: E402
+from basicsr.options import load_options  # noqa: E402
 
 
 def main() -> int:

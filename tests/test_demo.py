@@ -200,3 +200,37 @@ def test_cli(tmp_path, capsys):
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
         'error: demo dataset: size must be (H, W) with ints >= 16, got (8, 8)']
+
+
+def _demo_run_options(tmp_path: Path, entry: str) -> Path:
+    """An option file of ``entry`` (train or test) whose data lie in a missing datasets/demo."""
+    from tests.conftest import train_options
+    if entry == 'train':
+        text = train_options(tmp_path, {k: Path('datasets/demo/train') / k
+                                        for k in ('vis', 'ir', 'mask')}, total_iter=1)
+    else:
+        text = ("name: demo_test\ndevice: cpu\ndatasets:\n  test_1:\n    name: demo\n"
+                "    dataroot_vis: datasets/demo/test/vis\n    dataroot_ir: datasets/demo/test/ir\n"
+                f"path:\n  results_root: {tmp_path / 'results'}\n"
+                f"  pretrain_network_g: {tmp_path / 'absent.pth'}\n")
+    path = tmp_path / f"{entry}.yml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize('entry', ['train', 'test'])
+def test_entry_points_leave_the_demo_data_to_its_command(tmp_path, monkeypatch, capsys, entry):
+    """train.py and test.py never write the demo dataset: a missing one is the usual missing
+    folder error, naming the command that makes it."""
+    from basicsr.test import main as test_main
+    from basicsr.train import main as train_main
+    monkeypatch.chdir(tmp_path)
+    opt = _demo_run_options(tmp_path, entry)
+    assert (train_main if entry == 'train' else test_main)(['-opt', str(opt)]) == 2
+    err = capsys.readouterr().err
+    assert "dataroot_vis: folder 'datasets/demo/" in err, err
+    named = [line for line in err.splitlines() if 'does not exist' in line]
+    assert len(named) == (3 if entry == 'train' else 2), err  # vis, ir (, mask for training)
+    assert all(line.endswith('; python -m basicsr.data.demo makes the demo dataset')
+               for line in named), err
+    assert not (tmp_path / 'datasets').exists()

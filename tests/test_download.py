@@ -15,7 +15,7 @@ from typing import Dict, Iterator, List
 import numpy as np
 import pytest
 
-from basicsr.config import load_options
+from basicsr.options import load_options
 from basicsr.data import download as dl
 from basicsr.utils.errors import ConfigError, Interrupted
 from basicsr.utils.yaml_io import load_yaml_file

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from basicsr.config import load_options
+from basicsr.options import load_options
 from basicsr.data.fusion_dataset import PairedFusionDataset
 from basicsr.data.layouts import LAYOUTS, get_layout, layout_pairs
 from basicsr.utils.errors import ConfigError, DataError
@@ -418,3 +418,13 @@ def test_layout_values_are_checked(tmp_path, extra, needle):
     root = tmp_path / 'msrs'
     build_layout(root, 'msrs')
     assert needle in _problem(_opt_file(tmp_path, {**dataset_opt('msrs', root, 'train'), **extra}))
+
+
+def test_layout_attributes_given_as_class_keywords():
+    from basicsr.data.layouts import Layout
+    Plain = type('Plain', (Layout,), {}, name='plain', vis='a/{split}', ir='b/{split}',
+                 splits=('x',))
+    assert (Plain.name, Plain.vis, Plain.ir, Plain.splits, Plain.border) == (
+        'plain', 'a/{split}', 'b/{split}', ('x',), 0)
+    with pytest.raises(TypeError, match='vsi is no layout attribute'):
+        type('Typo', (Layout,), {}, vsi='a')

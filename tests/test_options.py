@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from basicsr.utils.errors import ConfigError
-from basicsr.config import load_options
+from basicsr.options import load_options
 from basicsr.utils.yaml_io import load_yaml_text
 from tests.conftest import REPO, train_options
 
@@ -237,3 +237,10 @@ def test_compile_options(tmp_path, tiny_data):
     assert msg == f"{path}: train.compile: expected true/false, got int 1"
     msg = problems(path, overrides=['train.compile_mode=fast'])
     assert "train.compile_mode: 'fast' is not one of default, reduce-overhead, max-autotune" in msg
+
+
+def test_loader_keys_are_the_same_for_the_checker_and_the_builder():
+    """The option checker fills and checks exactly the keys that build_dataset strips."""
+    from basicsr.data import LOADER_KEYS
+    from basicsr.options.schema import LOADER_FIELDS
+    assert tuple(LOADER_FIELDS) == LOADER_KEYS

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from basicsr.archs.dgfusion_arch import DGFusion
-from basicsr.config import load_options
+from basicsr.options import load_options
 from basicsr.test import main as run_test_cli
 from basicsr.train import main as train_main
 from basicsr.utils.errors import ConfigError, OutputError

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from basicsr.archs.dgfusion_arch import ChannelLayerNorm, DGFusion
-from basicsr.config import load_options
+from basicsr.options import load_options
 from basicsr.models import precision as precision_mod
 from basicsr.models.precision import autocast, precision_problem
 from basicsr.train import main as train_main

@@ -67,14 +67,14 @@ LAYERS = {
     'archs': 1, 'data': 1, 'losses': 1, 'metrics': 1,
     'models': 2,
     'inference': 3,
-    'validation': 4, 'config': 4, 'deploy': 4,
+    'validation': 4, 'options': 4, 'deploy': 4,
     'trainer': 5,
     'train': 6, 'test': 6,
 }
 
 
 def _unit(module: str) -> str:
-    """``basicsr.utils.options`` -> ``utils``; ``basicsr.train`` -> ``train``."""
+    """``basicsr.utils.dist`` -> ``utils``; ``basicsr.train`` -> ``train``."""
     return module.split('.')[1] if module.count('.') >= 1 else ''
 
 

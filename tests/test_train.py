@@ -16,7 +16,7 @@ import torch
 from basicsr.train import main as train_main
 from basicsr.trainer import Trainer
 from basicsr.inference.loader import load_network
-from basicsr.config import load_options
+from basicsr.options import load_options
 from tests.conftest import REPO, train_options
 
 

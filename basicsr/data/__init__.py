@@ -7,10 +7,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from basicsr.data import fusion_dataset  # noqa: F401  (registers PairedFusionDataset)
 from basicsr.data.sampler import StreamSampler
-from basicsr.utils.options import LOADER_KEYS
 from basicsr.utils.registry import DATASET_REGISTRY, build_from_cfg
 
-__all__ = ['DATASET_REGISTRY', 'build_dataset', 'build_train_loader', 'build_eval_loader']
+__all__ = ['DATASET_REGISTRY', 'LOADER_KEYS', 'build_dataset', 'build_train_loader',
+           'build_eval_loader']
+
+# Keys of a dataset section that belong to the loader, not to the dataset class.
+LOADER_KEYS = ('name', 'type', 'batch_size_per_gpu', 'num_worker_per_gpu')
 
 
 def build_dataset(opt: Dict[str, Any]) -> Dataset:

@@ -386,34 +386,6 @@ def make_demo_dataset(root: Union[str, Path] = 'datasets/demo', n_train: int = 3
     return root
 
 
-def ensure_demo_data(option_file: str | Path) -> None:
-    """Create the demo dataset on first use when an option file points into ``datasets/demo``.
-
-    Only folders ending in ``datasets/demo/...`` that do not exist yet trigger generation
-    (with the default settings); anything else is left to option validation.
-    """
-    from basicsr.utils.errors import ConfigError
-    from basicsr.utils.yaml_io import load_yaml_file
-    try:
-        opt = load_yaml_file(option_file)
-    except ConfigError:
-        return  # validation reports it
-    datasets = opt.get('datasets') if isinstance(opt, dict) else None
-    roots = set()
-    for entry in (datasets or {}).values() if isinstance(datasets, dict) else ():
-        for key in ('dataroot_vis', 'dataroot_ir', 'dataroot_mask'):
-            value = entry.get(key) if isinstance(entry, dict) else None
-            if not isinstance(value, str) or Path(value).is_dir():
-                continue
-            parts = Path(value).parts
-            for i in range(1, len(parts)):
-                if parts[i - 1] == 'datasets' and parts[i] == 'demo':
-                    roots.add(Path(*parts[:i + 1]))
-    for root in sorted(roots):
-        logger.info('creating the demo dataset in %s (first use)', root)
-        make_demo_dataset(root)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Command line: ``python -m basicsr.data.demo [--root DIR] [--force] ...``."""
     parser = argparse.ArgumentParser(prog='python -m basicsr.data.demo',

@@ -6,7 +6,9 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 from torch.utils.data import Dataset
 
+from basicsr.data.contract import ProblemLog
 from basicsr.data.layouts import get_layout, layout_pairs
+from basicsr.data.option_checks import check_folders, data_folders
 from basicsr.data.pairs import RESIZE_CHOICES, Pair, match_folders, read_pair, read_sources
 from basicsr.data.transforms import paired_augment, paired_random_crop
 from basicsr.utils.errors import ConfigError, DataError, one_line
@@ -139,6 +141,19 @@ class PairedFusionDataset(Dataset):
         self._mask_cache: Dict[int, np.ndarray] = {}
         self.max_bad_fraction = float(max_bad_fraction)
         self.bad: Dict[str, str] = {}  # stem -> reason, pairs this process found unreadable
+
+    @classmethod
+    def check_options(cls, options: Dict[str, Any], phase: str, prefix: str,
+                      problems: ProblemLog, scan: bool = False) -> None:
+        """The dataset contract's option checks (:mod:`basicsr.data.contract`): see
+        :func:`basicsr.data.option_checks.check_folders`."""
+        check_folders(options, phase, prefix, problems, scan)
+
+    @classmethod
+    def data_folders(cls, options: Dict[str, Any], phase: str) -> List[Tuple[str, str, str]]:
+        """The dataset contract's folders (:mod:`basicsr.data.contract`): see
+        :func:`basicsr.data.option_checks.data_folders`."""
+        return data_folders(options, phase)
 
     def __len__(self) -> int:
         return len(self.pairs) * (self.enlarge_ratio if self.phase == 'train' else 1)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Dict, List, Optional, Tuple, Union
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
 from basicsr.data.pairs import match_folders
 from basicsr.utils.errors import ConfigError, DataError
@@ -46,7 +46,7 @@ class Group:
 class Layout:
     """Base of the benchmark layouts.
 
-    Class attributes:
+    Class attributes (given as keywords of the class statement, or in its body):
         name: the ``layout:`` value.
         splits: the ``split:`` values (empty: the layout has no split).
         structure: the folders under ``root``, as the README and error messages show them.
@@ -64,6 +64,15 @@ class Layout:
     mask: ClassVar[Optional[str]] = None
     border: ClassVar[int] = 0
     resize: ClassVar[Optional[str]] = None
+
+    def __init_subclass__(cls, **attrs: Any) -> None:
+        """``class X(Layout, name=..., vis=..., ir=..., ...)`` sets those class attributes."""
+        super().__init_subclass__()
+        unknown = sorted(set(attrs) - set(Layout.__annotations__))
+        if unknown:
+            raise TypeError(f"{cls.__name__}: {', '.join(unknown)} is no layout attribute")
+        for key, value in attrs.items():
+            setattr(cls, key, value)
 
     @property
     def has_mask(self) -> bool:
@@ -112,43 +121,27 @@ class Layout:
 
 
 @LAYOUT_REGISTRY.register(name='dronevehicle')
-class DroneVehicleLayout(Layout):
+class DroneVehicleLayout(Layout, name='dronevehicle', splits=('train', 'val', 'test'), border=100,
+                         structure='{train,val,test}/{split}img (visible) + {split}imgr (infrared)',
+                         vis='{split}/{split}img', ir='{split}/{split}imgr'):
     """DroneVehicle: 840x712 frames whose 100-pixel white frame is cut (-> 640x512)."""
-
-    name = 'dronevehicle'
-    splits = ('train', 'val', 'test')
-    structure = '{train,val,test}/{split}img (visible) + {split}imgr (infrared)'
-    vis, ir = '{split}/{split}img', '{split}/{split}imgr'
-    border = 100
 
 
 @LAYOUT_REGISTRY.register(name='llvip')
-class LLVIPLayout(Layout):
+class LLVIPLayout(Layout, name='llvip', splits=('train', 'test'), vis='visible/{split}',
+                  ir='infrared/{split}', structure='visible/{train,test} + infrared/{train,test}'):
     """LLVIP: 1280x1024 pairs in ``visible/{train,test}`` and ``infrared/{train,test}``."""
-
-    name = 'llvip'
-    splits = ('train', 'test')
-    structure = 'visible/{train,test} + infrared/{train,test}'
-    vis, ir = 'visible/{split}', 'infrared/{split}'
 
 
 @LAYOUT_REGISTRY.register(name='msrs')
-class MSRSLayout(Layout):
+class MSRSLayout(Layout, name='msrs', splits=('train', 'test'), vis='{split}/vi', ir='{split}/ir',
+                 structure='{train,test}/vi + {train,test}/ir'):
     """MSRS: ``{train,test}/vi`` and ``{train,test}/ir``."""
-
-    name = 'msrs'
-    splits = ('train', 'test')
-    structure = '{train,test}/vi + {train,test}/ir'
-    vis, ir = '{split}/vi', '{split}/ir'
 
 
 @LAYOUT_REGISTRY.register(name='m3fd')
-class M3FDLayout(Layout):
+class M3FDLayout(Layout, name='m3fd', structure='Vis + Ir', vis='Vis', ir='Ir'):
     """M3FD: ``Vis`` and ``Ir`` side by side, no split."""
-
-    name = 'm3fd'
-    structure = 'Vis + Ir'
-    vis, ir = 'Vis', 'Ir'
 
 
 @LAYOUT_REGISTRY.register(name='vtuav')

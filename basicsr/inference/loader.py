@@ -15,9 +15,9 @@ import torch.nn as nn
 
 from basicsr.archs import DEFAULT_NETWORK_G, build_network
 from basicsr.utils.checkpoint import describe_config, load_weights, network_config, read_checkpoint
-from basicsr.utils.dist import resolve_device
+from basicsr.utils.checkpoint_folder import resolve_checkpoint_path
+from basicsr.utils.dist import parse_device, resolve_device
 from basicsr.utils.errors import CheckpointError, ConfigError, DGFusionError, one_line
-from basicsr.utils.options import parse_device, resolve_checkpoint_path
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

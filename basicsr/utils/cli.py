@@ -1,12 +1,11 @@
 """Pieces every command-line script shares: HxW size lists and the exit-code rule of ``main``."""
 from __future__ import annotations
 
-import logging
 from typing import Callable, List, Tuple
 
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_SETUP, ConfigError, DGFusionError,
                                   Interrupted, one_line)
-from basicsr.utils.logger import console
+from basicsr.utils.logger import close_handlers, console, log_to_files
 from basicsr.utils.signals import sigterm_as_interrupt
 
 
@@ -23,18 +22,29 @@ def parse_size_list(text: str, option: str) -> List[Tuple[int, int]]:
 
 def run_main(work: Callable[[], int]) -> int:
     """``work()``'s exit status, with the shared rule for what stops it: a user-facing error
-    is one ``error: ...`` line and 2; Ctrl-C or SIGTERM is one ``interrupted`` line (saying what
-    was kept, when the work raised :class:`Interrupted`) and 130."""
+    (or a failed file operation, e.g. a full disk: named, no traceback) is one ``error: ...``
+    line, also written to the run's log file when one is open, and 2; Ctrl-C or SIGTERM is one
+    ``interrupted`` line (saying what was kept, when the work raised :class:`Interrupted`) and
+    130."""
     try:
         with sigterm_as_interrupt():
             return work()
     except DGFusionError as err:
-        logging.getLogger('basicsr').handlers.clear()  # the error line is the last word
-        console(f"error: {one_line(err)}", err=True)
-        return EXIT_SETUP
+        return _error(one_line(err))
+    except OSError as err:
+        return _error(f"{err.filename}: {err.strerror or err}" if err.filename
+                      else f"{err.strerror or err}")
     except Interrupted as err:
         console(f"interrupted: {err}", err=True)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         console("interrupted", err=True)
         return EXIT_INTERRUPTED
+
+
+def _error(message: str) -> int:
+    """Print the one ``error:`` line (the log file keeps it too, as its last word); EXIT_SETUP."""
+    log_to_files(f"error: {message}")
+    close_handlers()
+    console(f"error: {message}", err=True)
+    return EXIT_SETUP

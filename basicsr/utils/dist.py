@@ -3,12 +3,21 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.distributed as dist
 
-from basicsr.utils.errors import ConfigError
+from basicsr.utils.errors import ConfigError, brief
+
+
+def parse_device(value: str) -> Optional[str]:
+    """Return an error message if ``value`` is not auto, cpu, cuda or cuda:N."""
+    if value in ('auto', 'cpu', 'cuda'):
+        return None
+    if value.startswith('cuda:') and value[5:].isdigit():
+        return None
+    return f"{brief(value)} is not one of auto, cpu, cuda, cuda:N"
 
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:

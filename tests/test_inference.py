@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.inference import FrameTooLarge, check_fits, estimate_bytes, fuse, read_pair
 from basicsr.inference.memory import bytes_per_pixel, suggest_tile
 from basicsr.inference.report import csv_text, markdown_table, mean_row

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from basicsr.archs.dgfusion_arch import DGFusion
-from basicsr.archs.dgfusion_export import DftBasis, export_forward, phase
-from basicsr.archs.dgfusion_reference import reference_forward
+from basicsr.archs.dgfusion.module import DGFusion
+from basicsr.archs.dgfusion.export import DftBasis, export_forward, phase
+from basicsr.archs.dgfusion.reference import reference_forward
 from basicsr.inference.loader import load_network
 from basicsr.utils.errors import CheckpointError, ConfigError
 from tests.conftest import REPO, write_pairs

@@ -3,8 +3,7 @@ from typing import Any, Dict
 
 import torch.nn as nn
 
-from basicsr.archs import dgfusion_arch  # noqa: F401  (registers DGFusion)
-from basicsr.archs import dgfusion_published  # noqa: F401  (registers DGFusion's published layout)
+from basicsr.archs import dgfusion  # noqa: F401  (registers DGFusion and its published layout)
 from basicsr.utils.registry import ARCH_REGISTRY, build_from_cfg
 
 

@@ -13,8 +13,8 @@ from typing import Tuple
 import torch
 import torch.nn as nn
 
-from basicsr.archs.dgfusion_export import export_forward
-from basicsr.archs.dgfusion_reference import reference_forward
+from basicsr.archs.dgfusion.export import export_forward
+from basicsr.archs.dgfusion.reference import reference_forward
 
 PARITY_TOL = 1e-4
 

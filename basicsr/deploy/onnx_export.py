@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 
-from basicsr.archs.dgfusion_export import ExportableDGFusion
+from basicsr.archs.dgfusion.export import ExportableDGFusion
 from basicsr.utils.errors import ConfigError, DGFusionError
 
 logger = logging.getLogger(__name__)

@@ -39,10 +39,10 @@ def compile_for_training(net: nn.Module, mode: str = 'default') -> nn.Module:
     ``net`` itself stays eager: it shares its parameters with the wrapper, so its
     ``state_dict`` keys (no ``_orig_mod.`` prefix), the EMA, checkpoints, validation and the
     lean inference path are those of an uncompiled run. The network's complex-valued steps run
-    eagerly between the compiled graphs (see :func:`basicsr.archs.spectral.complex_step`).
+    eagerly between the compiled graphs (see :func:`basicsr.archs.dgfusion.spectral.complex_step`).
     Compilation happens at the first call.
     """
-    from basicsr.archs.spectral import prepare_compile
+    from basicsr.archs.dgfusion.spectral import prepare_compile
     if mode not in COMPILE_MODES:
         raise ConfigError(f"train.compile_mode: {mode!r} is not one of {', '.join(COMPILE_MODES)}")
     prepare_compile()

@@ -30,8 +30,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from basicsr.archs.dgfusion_reference import SLOPE, conv, conv_lrelu2, layer_norm
-from basicsr.archs.spectral import NONFINITE_FILL, polar_to_stacked
+from basicsr.archs.dgfusion.reference import SLOPE, conv, conv_lrelu2, layer_norm
+from basicsr.archs.dgfusion.spectral import NONFINITE_FILL, polar_to_stacked
 
 Pair = Tuple[torch.Tensor, torch.Tensor]
 

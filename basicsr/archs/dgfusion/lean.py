@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from basicsr.archs.spectral import (LRELU_SLOPE, NONFINITE_FILL, canonical_rfft2, canonicalize_phase_, full_precision,
+from basicsr.archs.dgfusion.spectral import (LRELU_SLOPE, NONFINITE_FILL, canonical_rfft2, canonicalize_phase_, full_precision,
                                     mirrored_columns, unfold_half_)
 
 CHANNELS_LAST = torch.channels_last

@@ -23,8 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from basicsr.archs.dgfusion_lean import lean_forward
-from basicsr.archs.spectral import (LRELU_SLOPE, NONFINITE_FILL, canonical_fft2, canonicalize_phase_,
+from basicsr.archs.dgfusion.lean import lean_forward
+from basicsr.archs.dgfusion.spectral import (LRELU_SLOPE, NONFINITE_FILL, canonical_fft2, canonicalize_phase_,
                                     complex_step, ifft2_real, polar_to_stacked_lean, spectral_autocast,
                                     to_float32)
 from basicsr.utils.errors import ConfigError

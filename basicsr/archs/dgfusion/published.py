@@ -2,7 +2,7 @@
 
 Two layouts of the same network exist:
 
-* ours -- the parameter names of :class:`basicsr.archs.dgfusion_arch.DGFusion`
+* ours -- the parameter names of :class:`basicsr.archs.dgfusion.module.DGFusion`
   (``enhancer.*``, ``extractor.*``, ``fusion.*``, ``reconstruction.*``), no dead weights;
 * published -- the names of the published model (``freprocess.*``, ``interaction.*``,
   ``final_conv.*``) plus parameters its forward pass never uses (``attention_module.*`` ...).

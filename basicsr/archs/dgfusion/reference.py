@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from basicsr.archs.spectral import (LRELU_SLOPE, NONFINITE_FILL, as_complex, canonical_fft2,
+from basicsr.archs.dgfusion.spectral import (LRELU_SLOPE, NONFINITE_FILL, as_complex, canonical_fft2,
                                     canonicalize_phase_, polar_to_stacked)
 
 SLOPE = LRELU_SLOPE

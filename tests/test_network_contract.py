@@ -22,7 +22,7 @@ from basicsr.train import main as train_main
 from basicsr.utils.errors import ConfigError
 from tests.conftest import REPO, train_options, write_pairs
 from tests.test_test_script import write_test_options
-from tests.toy_network import ExportableToy, ToyFusion, toy_bytes_per_pixel
+from tests.toy_network import COMPILE_PREPARED, ExportableToy, ToyFusion, toy_bytes_per_pixel
 
 
 def run_tool(name: str, capsys, *args) -> Tuple[int, str, str]:
@@ -169,6 +169,13 @@ def test_spec_parts_are_the_toys_own():
     exported = exportable_module(net, torch.float16)
     assert isinstance(exported, ExportableToy) and exported.body[0].weight.dtype == torch.float16
     assert net.body[0].weight.dtype == torch.float32  # the network itself is not changed
+
+
+def test_training_compile_runs_the_networks_own_preparation():
+    from basicsr.models.fusion_model import compile_for_training
+    COMPILE_PREPARED.clear()
+    compile_for_training(ToyFusion(width=2))
+    assert COMPILE_PREPARED == [True]
 
 
 def test_a_network_without_a_spec_gets_the_generic_behaviour():

@@ -7,7 +7,7 @@ module registers it (import it once, as ``tests.toy_network``).
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn as nn
@@ -18,6 +18,7 @@ from basicsr.utils.errors import ConfigError
 
 SLOPE = 0.1
 BYTES_PER_FLOAT = 4
+COMPILE_PREPARED: List[bool] = []  # what prepare_compile leaves behind, for the tests
 
 
 class ToyFusion(nn.Module):
@@ -72,6 +73,12 @@ def infer_width(state: StateDict) -> Dict[str, Any]:
     return {'width': int(weight.shape[0])} if isinstance(weight, torch.Tensor) else {}
 
 
+def prepare_compile() -> None:
+    """Nothing to prepare for torch.compile; records the call."""
+    COMPILE_PREPARED.append(True)
+
+
 register_network(ToyFusion, NetworkSpec(state_adapter=StateAdapter(infer_config=infer_width),
                                         bytes_per_pixel=toy_bytes_per_pixel,
-                                        exportable=ExportableToy))
+                                        exportable=ExportableToy,
+                                        prepare_compile=prepare_compile))

@@ -93,8 +93,8 @@ def median_ms(fn: Callable[[], object], repeat: int, warmup: int) -> float:
 def bench_net(args: argparse.Namespace, device: torch.device) -> dict:
     """Parameter table, then the lean/plain inference and training tables (see
     ``scripts/benchmark_network.py``); returns the figures for the JSON file."""
-    from basicsr.archs.dgfusion_arch import DGFusion
-    from basicsr.archs.dgfusion_published import dead_published_shapes
+    from basicsr.archs.dgfusion.module import DGFusion
+    from basicsr.archs.dgfusion.published import dead_published_shapes
     from benchmark_network import bench_network
 
     c = args.channels
@@ -211,7 +211,7 @@ def bench_onnx(args: argparse.Namespace, device: torch.device) -> Optional[list]
     """Exported model in onnxruntime (CPU) against the torch module on ``device``: latency and
     peak memory at 256x320 and 640x512, each engine in its own process, same random weights."""
     import tempfile
-    from basicsr.archs.dgfusion_arch import DGFusion
+    from basicsr.archs.dgfusion.module import DGFusion
     from basicsr.deploy.onnx_bench import measure_in_subprocess
     from basicsr.deploy.onnx_export import export_onnx
     from basicsr.deploy.onnx_runtime import import_onnxruntime

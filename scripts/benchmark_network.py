@@ -77,8 +77,8 @@ class PeakMemory:
 
 def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     """Measure one row (``spec['path']``) in this process; returns its figures."""
-    from basicsr.archs.dgfusion_arch import DGFusion
-    from basicsr.archs.dgfusion_reference import reference_forward
+    from basicsr.archs.dgfusion.module import DGFusion
+    from basicsr.archs.dgfusion.reference import reference_forward
     from basicsr.utils.process_memory import return_large_blocks_to_os
 
     return_large_blocks_to_os()
@@ -176,7 +176,7 @@ def bench_network(device: torch.device, channels: int, sizes: Sequence[Tuple[int
     """Measure every row; returns Markdown blocks and the JSON-ready figures. ``compile`` adds
     the ``train compiled`` row to the training table (a failed compilation is a row of n/a
     and its reason, not the end of the benchmark)."""
-    from basicsr.archs.dgfusion_arch import DGFusion
+    from basicsr.archs.dgfusion.module import DGFusion
 
     macs = conv_macs_per_pixel(DGFusion(channels))
     common = {'device': str(device), 'channels': channels, 'repeat': repeat, 'warmup': warmup,

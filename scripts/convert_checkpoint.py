@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from basicsr.archs import DEFAULT_NETWORK_G, build_network  # noqa: E402
-from basicsr.archs.dgfusion_published import ours_to_published  # noqa: E402
+from basicsr.archs.dgfusion.published import ours_to_published  # noqa: E402
 from basicsr.utils.checkpoint import (CKPT_FORMAT, check_format, describe_config,  # noqa: E402
                                       match_state, network_config, read_checkpoint, save_atomic,
                                       select_state)

@@ -1,4 +1,4 @@
-"""Export a DGFusion checkpoint to ONNX, then check the file in onnxruntime.
+"""Export a checkpoint of any registered network to ONNX, then check the file in onnxruntime.
 
 Usage (from the repository root)::
 
@@ -30,8 +30,7 @@ import time  # noqa: E402
 from typing import List, Optional, Sequence, Tuple  # noqa: E402
 
 from basicsr.utils.cli import parse_size_list, run_main  # noqa: E402
-from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, CheckpointError,  # noqa: E402
-                                  ConfigError)
+from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError  # noqa: E402
 
 DEFAULT_CHECK_SIZES = '33x47,48x64,40x35'
 
@@ -56,15 +55,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def load_net(args: argparse.Namespace):
-    from basicsr.inference.loader import load_network
-    from basicsr.utils.checkpoint_folder import resolve_checkpoint_path
-
-    ckpt = resolve_checkpoint_path(args.weights)
-    if ckpt is None:
-        what = 'folder holds no latest pointer or *.pth file' if args.weights.is_dir() else \
-            'no such checkpoint file or folder'
-        raise CheckpointError(f"--weights: {args.weights}: {what}")
-    return load_network(ckpt, device='cpu', use_ema=not args.no_ema), ckpt
+    from basicsr.inference.loader import load_model
+    return load_model(args.weights, device='cpu', use_ema=not args.no_ema, where='--weights')
 
 
 def check(args: argparse.Namespace, net, sizes: List[Tuple[int, int]]) -> List[str]:
@@ -97,6 +89,7 @@ def check(args: argparse.Namespace, net, sizes: List[Tuple[int, int]]) -> List[s
 
 def run(args: argparse.Namespace) -> int:
     from basicsr.deploy.onnx_export import MIN_OPSET, export_onnx, require_exporter
+    from basicsr.utils.checkpoint import describe_config
     from basicsr.utils.fs import check_outputs_apart, ensure_writable_file
     from basicsr.utils.checkpoint_folder import resolve_checkpoint_path
 
@@ -114,10 +107,13 @@ def run(args: argparse.Namespace) -> int:
                                                  else resolve_checkpoint_path(args.weights))])
     ensure_writable_file(args.out, '--out file')
     require_exporter()
-    net, ckpt = load_net(args)
+    model = load_net(args)
+    net = model.net
     start = time.perf_counter()
-    export_onnx(net, args.out, opset=args.opset, size=size, fp16=args.fp16)
-    print(f"wrote {args.out}: DGFusion channels {net.channels} from {ckpt}, opset {args.opset}, "
+    export_onnx(net, args.out, opset=args.opset, size=size, fp16=args.fp16,
+                network_g=model.network_g)
+    print(f"wrote {args.out}: {describe_config(model.network_g)} from {model.checkpoint}, "
+          f"opset {args.opset}, "
           f"{'any size' if size is None else f'{size[0]}x{size[1]}'}, "
           f"{'fp16 convolutions' if args.fp16 else 'fp32'} "
           f"({time.perf_counter() - start:.1f} s)")

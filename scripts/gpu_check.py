@@ -34,8 +34,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple  # noqa:
 
 import torch  # noqa: E402
 
-from basicsr.archs.dgfusion_arch import DGFusion  # noqa: E402
-from basicsr.archs.dgfusion_reference import reference_forward  # noqa: E402
+from basicsr.archs.dgfusion.module import DGFusion  # noqa: E402
+from basicsr.archs.dgfusion.reference import reference_forward  # noqa: E402
 from basicsr.inference.timing import median_seconds  # noqa: E402
 from basicsr.utils.cli import run_main  # noqa: E402
 from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP  # noqa: E402

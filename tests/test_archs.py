@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from basicsr.archs import build_network
-from basicsr.archs.dgfusion_arch import DGFusion
-from basicsr.archs.spectral import canonical_fft2
+from basicsr.archs.dgfusion.module import DGFusion
+from basicsr.archs.dgfusion.spectral import canonical_fft2
 from basicsr.inference.loader import load_network
 from basicsr.utils.errors import ConfigError, RegistryError
 
@@ -257,7 +257,7 @@ def test_compiled_graphs_hold_real_tensors_only():
     """Once ``prepare_compile`` ran, torch.compile's graphs of the training forward hold no
     complex tensor (the FFT steps run eagerly between them), and forward and backward through
     them equal the eager ones (a recording backend that runs the graphs as traced: no Inductor)."""
-    from basicsr.archs.spectral import prepare_compile
+    from basicsr.archs.dgfusion.spectral import prepare_compile
     prepare_compile()
     graphs = []
 

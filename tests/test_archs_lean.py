@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-import basicsr.archs.dgfusion_lean as lean
-from basicsr.archs.dgfusion_arch import DGFusion
-from basicsr.archs.dgfusion_reference import reference_forward
-from basicsr.archs.spectral import canonical_fft2, canonical_rfft2, unfold_half_
+import basicsr.archs.dgfusion.lean as lean
+from basicsr.archs.dgfusion.module import DGFusion
+from basicsr.archs.dgfusion.reference import reference_forward
+from basicsr.archs.dgfusion.spectral import canonical_fft2, canonical_rfft2, unfold_half_
 
 SIZES = [(15, 21), (16, 20), (16, 21), (21, 16), (1, 10), (9, 1), (40, 33)]
 
@@ -38,7 +38,7 @@ def test_lean_equals_reference(channels, size, band_pixels):
 def test_lean_is_taken_only_without_autograd(monkeypatch):
     calls = []
     real = lean.lean_forward
-    monkeypatch.setattr('basicsr.archs.dgfusion_arch.lean_forward',
+    monkeypatch.setattr('basicsr.archs.dgfusion.module.lean_forward',
                         lambda *a: calls.append(1) or real(*a))
     net = DGFusion(2)
     vis_y, ir = _inputs(1, (8, 9), 0)
@@ -138,7 +138,7 @@ def test_real_ifft2_parts_equals_complex_ifft():
 
 
 def test_polar_stacked_function_gradients():
-    from basicsr.archs.spectral import polar_to_stacked_lean
+    from basicsr.archs.dgfusion.spectral import polar_to_stacked_lean
     amp = torch.rand(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
     pha = (torch.rand(2, 3, 4, 5, dtype=torch.float64) * 6 - 3).requires_grad_(True)
     assert torch.autograd.gradcheck(polar_to_stacked_lean, (amp, pha))

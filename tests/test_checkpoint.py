@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from basicsr.archs.dgfusion_arch import DGFusion
-from basicsr.archs.dgfusion_published import (infer_channels, is_published_state,
+from basicsr.archs.dgfusion.module import DGFusion
+from basicsr.archs.dgfusion.published import (infer_channels, is_published_state,
                                               ours_to_published, published_to_ours)
 from basicsr.inference.loader import load_network
 from basicsr.utils.checkpoint import read_checkpoint, save_atomic

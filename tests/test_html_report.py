@@ -285,7 +285,7 @@ def test_evaluate_no_report_and_compare_errors(tmp_path, sources, capsys):
 
 def test_test_script_report_beside_its_table(tmp_path, capsys):
     import torch
-    from basicsr.archs.dgfusion_arch import DGFusion
+    from basicsr.archs.dgfusion.module import DGFusion
     data = write_pairs(tmp_path / 'data', n=3, size=(20, 28), masks=False, seed=8)
     torch.manual_seed(0)
     torch.save(DGFusion(channels=2).state_dict(), tmp_path / 'c2.pth')

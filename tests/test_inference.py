@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 
 import cv2
@@ -10,9 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.archs.contract import bytes_per_pixel as network_bytes_per_pixel
+from basicsr.archs.dgfusion.memory import bytes_per_pixel
+from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.inference import FrameTooLarge, check_fits, estimate_bytes, fuse, read_pair
-from basicsr.inference.memory import bytes_per_pixel, suggest_tile
+from basicsr.inference.baselines import BASELINES
+from basicsr.inference.memory import suggest_tile
 from basicsr.inference.report import csv_text, markdown_table, mean_row
 from basicsr.inference.tiling import fuse_tiled, tile_starts
 from basicsr.utils.errors import ConfigError, DataError
@@ -181,29 +185,43 @@ def test_mismatched_tensors_are_a_clear_error():
 
 def test_estimate_is_pixels_times_bytes_per_pixel():
     assert bytes_per_pixel(16) == 512 + 160 * 16
-    assert estimate_bytes(2, 30, 40, batch=3) == (512 + 320) * 1200 * 3
+    assert estimate_bytes(bytes_per_pixel(2), 30, 40, batch=3) == (512 + 320) * 1200 * 3
+    assert network_bytes_per_pixel(tiny_net()) == bytes_per_pixel(2)  # DGFusion's spec, its width
 
 
 def test_suggested_tile_is_the_largest_multiple_of_32_that_fits():
-    budget = estimate_bytes(4, 200, 200)            # fits 192 (a multiple of 32), not 224
-    assert suggest_tile(4, budget) == 192
-    assert suggest_tile(4, estimate_bytes(4, 31, 31)) is None
+    c4 = bytes_per_pixel(4)
+    budget = estimate_bytes(c4, 200, 200)            # fits 192 (a multiple of 32), not 224
+    assert suggest_tile(c4, budget) == 192
+    assert suggest_tile(c4, estimate_bytes(c4, 31, 31)) is None
 
 
 def test_guard_refuses_a_huge_frame_before_any_work():
     """A 60000x60000 frame (as a PNG header may declare) is refused from its size alone."""
+    c16 = bytes_per_pixel(16)
     with pytest.raises(FrameTooLarge) as info:
-        check_fits(16, (60000, 60000), 1, torch.device('cpu'), budget=8 * 2 ** 30)
+        check_fits(c16, (60000, 60000), 1, torch.device('cpu'), budget=8 * 2 ** 30,
+                   network='DGFusion')
     msg = str(info.value)
-    need = estimate_bytes(16, 60000, 60000) / 2 ** 30
-    assert f"{need:.1f} GiB" in msg and '8.0 GiB' in msg
-    assert f"--tile {suggest_tile(16, 8 * 2 ** 30)}" in msg
+    need = estimate_bytes(c16, 60000, 60000) / 2 ** 30
+    assert f"{need:.1f} GiB" in msg and '8.0 GiB' in msg and f'DGFusion: {c16:,} bytes per pixel' in msg
+    assert f"--tile {suggest_tile(c16, 8 * 2 ** 30)}" in msg
+
+
+def test_guard_without_a_memory_model_does_not_block(caplog):
+    """A network without a memory model in its spec is not refused, and the log says why."""
+    caplog.set_level(logging.INFO, logger='basicsr.inference.memory')
+    check_fits(None, (60000, 60000), 1, torch.device('cpu'), budget=1, network='Unmodelled')
+    assert 'Unmodelled has no memory model' in caplog.text
+    average = BASELINES['average']()  # registers no spec
+    assert fuse(average, torch.rand(1, 3, 40, 40), torch.rand(1, 1, 40, 40),
+                memory_budget=1).shape == (1, 3, 40, 40)
 
 
 def test_fuse_fails_fast_and_the_suggested_tile_works():
     net = tiny_net()
     vis, ir = torch.rand(1, 3, 70, 90), torch.rand(1, 1, 70, 90)
-    budget = estimate_bytes(2, 64, 64)
+    budget = estimate_bytes(bytes_per_pixel(2), 64, 64)
     with pytest.raises(FrameTooLarge, match='--tile 64'):
         fuse(net, vis, ir, memory_budget=budget)
     assert fuse(net, vis, ir, tile=64, memory_budget=budget).shape == (1, 3, 70, 90)

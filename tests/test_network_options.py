@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.test import main as run_test_cli
 from tests.conftest import write_pairs
 

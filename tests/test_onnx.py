@@ -6,6 +6,7 @@ packages (onnx, onnxscript, onnxruntime; requirements-dev.txt) are missing.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import subprocess
 import sys
@@ -16,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from basicsr.archs.dgfusion_arch import DGFusion
-from basicsr.archs.dgfusion_export import DftBasis, export_forward, phase
-from basicsr.archs.dgfusion_reference import reference_forward
+from basicsr.archs.dgfusion.module import DGFusion
+from basicsr.archs.dgfusion.export import DftBasis, export_forward, phase
+from basicsr.archs.dgfusion.reference import reference_forward
 from basicsr.inference.loader import load_network
 from basicsr.utils.errors import CheckpointError, ConfigError
 from tests.conftest import REPO, write_pairs
@@ -121,7 +122,8 @@ def exported(tmp_path_factory):
     torch.manual_seed(3)
     net = DGFusion(2).train(False)
     torch.save({'params': net.state_dict()}, root / 'c2.pth')
-    export_onnx(net, root / 'c2.onnx', example=EXPORT_SIZE)
+    export_onnx(net, root / 'c2.onnx', example=EXPORT_SIZE,
+                network_g={'type': 'DGFusion', 'channels': 2})
     return net, root / 'c2.pth', root / 'c2.onnx'
 
 
@@ -131,7 +133,7 @@ def test_onnxruntime_matches_torch_and_reference_on_other_sizes(exported, size):
     from basicsr.deploy.onnx_runtime import OnnxNetwork
     net, _, model = exported
     runtime = OnnxNetwork(model)
-    assert runtime.fixed_size is None and runtime.channels == 2
+    assert runtime.fixed_size is None and runtime.network_g == {'type': 'DGFusion', 'channels': 2}
     gen = torch.Generator().manual_seed(size[0])
     vis_y, ir = (torch.rand(3, 1, *size, generator=gen, dtype=torch.float64) for _ in range(2))
     out = runtime(vis_y.float(), ir.float())
@@ -177,6 +179,28 @@ def test_corrupted_onnx_file_gives_one_line(exported, tmp_path, capsys):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('error: ') and 'broken.onnx' in lines[0]
     assert not (tmp_path / 'out.png').exists()
+
+
+@needs_export
+def test_files_with_the_earlier_metadata_keys_still_read(exported, tmp_path):
+    """Exports written before the generic ``network.*`` keys recorded ``dgfusion.*`` ones."""
+    import onnx
+    from basicsr.deploy.onnx_runtime import OnnxNetwork
+    net, _, model = exported
+    proto = onnx.load(str(model))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta['network.config']) == {'type': 'DGFusion', 'channels': 2}
+    assert meta['network.type'] == 'DGFusion'
+    del proto.metadata_props[:]
+    count = sum(p.numel() for p in net.parameters())
+    for key, value in (('dgfusion.channels', '2'), ('dgfusion.parameters', str(count)),
+                       ('dgfusion.precision', 'fp32')):
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(tmp_path / 'old.onnx'))
+    runtime = OnnxNetwork(tmp_path / 'old.onnx')
+    assert runtime.network_g == {'type': 'DGFusion', 'channels': 2}
+    assert runtime.parameter_count == count and runtime.precision == 'fp32'
+    assert runtime.summary().startswith(f'DGFusion (channels=2) ONNX ({count:,} parameters, fp32')
 
 
 def test_missing_onnxruntime_is_one_clear_error(monkeypatch, tmp_path):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.options import load_options
 from basicsr.test import main as run_test_cli
 from basicsr.train import main as train_main

@@ -7,7 +7,7 @@ import collections
 import pytest
 import torch
 
-from basicsr.archs.dgfusion_arch import ChannelLayerNorm, DGFusion
+from basicsr.archs.dgfusion.module import ChannelLayerNorm, DGFusion
 from basicsr.options import load_options
 from basicsr.models import precision as precision_mod
 from basicsr.models.precision import autocast, precision_problem

@@ -24,7 +24,7 @@ import pytest
 import torch
 import yaml
 
-from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.data.layouts import get_layout
 from basicsr.utils.checkpoint import CKPT_FORMAT
 from tests.conftest import REPO

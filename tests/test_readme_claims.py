@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.test import main as run_test_cli
 from tests.conftest import REPO, write_pairs
 

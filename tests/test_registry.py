@@ -26,6 +26,8 @@ def test_every_module_is_imported_explicitly(package, suffix):
     modules = {p.stem for p in (REPO / 'basicsr' / package).glob(f"*{suffix}") if p.name != '__init__.py'}
     if package == 'metrics':
         modules = {m for m in modules if m.endswith(('_metrics', '_metric'))}
+    if package == 'archs':  # a network is a sub-package (archs/<name>/) or an *_arch.py file
+        modules |= {p.parent.name for p in (REPO / 'basicsr' / package).glob('*/__init__.py')}
     assert modules and modules <= imported, f"not imported in {init}: {sorted(modules - imported)}"
 
 

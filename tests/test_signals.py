@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.utils.signals import sigterm_as_interrupt
 from tests.conftest import REPO, write_pairs
 

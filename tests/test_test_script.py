@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.metrics import metrics_for
 from basicsr.test import main as run_test_cli
 from basicsr.train import main as train_main

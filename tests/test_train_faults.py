@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.data.fusion_dataset import PairedFusionDataset, UnreadablePairsError
 from basicsr.models.fusion_model import FusionModel
 from basicsr.test import main as run_test_cli

@@ -1,7 +1,7 @@
 """Paired visible/infrared dataset (optionally with visible-weight masks)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from torch.utils.data import Dataset

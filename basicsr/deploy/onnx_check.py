@@ -1,8 +1,9 @@
-"""Checks of an exported DGFusion against the float64 reference, run in onnxruntime.
+"""Checks of an exported network against its float64 reference, run in onnxruntime.
 
-fp32 exports: max absolute difference of the (unclamped) fused Y from ``reference_forward``
-in float64. fp16 exports: PSNR (peak 1) of the clamped fused Y against the float32 evaluation
-of the same network.
+fp32 exports: max absolute difference of the (unclamped) fused Y from the network's float64
+reference evaluation (its spec's ``reference_forward``, else its own forward in float64). fp16
+exports: PSNR (peak 1) of the clamped fused Y against the float32 evaluation of the exported
+module.
 """
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from typing import Tuple
 import torch
 import torch.nn as nn
 
-from basicsr.archs.dgfusion_export import export_forward
-from basicsr.archs.dgfusion_reference import reference_forward
+from basicsr.archs.contract import exportable_module, reference_forward
 
 PARITY_TOL = 1e-4
 
@@ -27,20 +27,20 @@ def random_pair(size: Tuple[int, int], seed: int) -> Tuple[torch.Tensor, torch.T
 
 @torch.no_grad()
 def max_abs_to_reference(run, net: nn.Module, size: Tuple[int, int], seed: int = 0) -> float:
-    """max |run(vis_y, ir) - reference_forward in float64| on a random (H, W) pair.
+    """max |run(vis_y, ir) - the float64 reference of ``net``| on a random (H, W) pair.
 
     ``run``: callable taking float32 (1,1,H,W) tensors (e.g. an ``OnnxNetwork``).
     """
     vis_y, ir = random_pair(size, seed)
-    reference = reference_forward(copy.deepcopy(net).cpu().double(), vis_y, ir)
+    reference = reference_forward(copy.deepcopy(net).cpu().double().train(False), vis_y, ir)
     return float((run(vis_y.float(), ir.float()).double() - reference).abs().max())
 
 
 @torch.no_grad()
 def psnr_to_fp32(run, net: nn.Module, size: Tuple[int, int], seed: int = 0) -> float:
-    """PSNR in dB (peak 1) of ``run``'s clamped fused Y against the float32 network's."""
+    """PSNR in dB (peak 1) of ``run``'s clamped fused Y against the float32 exported module's."""
     vis_y, ir = random_pair(size, seed)
     vis_y, ir = vis_y.float(), ir.float()
-    ref = export_forward(copy.deepcopy(net).cpu().float(), vis_y, ir).clamp(0, 1)
+    ref = exportable_module(copy.deepcopy(net).cpu().float())(vis_y, ir).clamp(0, 1)
     mse = float(((run(vis_y, ir).float().clamp(0, 1) - ref) ** 2).mean())
     return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)

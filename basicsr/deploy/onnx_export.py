@@ -1,25 +1,30 @@
-"""Export DGFusion to an ONNX file whose graph computes ``export_forward`` (real arithmetic).
+"""Export a network to an ONNX file whose graph computes its exportable module.
 
+The module comes from the network contract (:func:`basicsr.archs.contract.exportable_module`:
+DGFusion's real-arithmetic evaluation; a network without one is exported as it is).
 Graph contract: inputs ``vis_y`` and ``ir`` (B,1,H,W) float32 in [0,1] (visible BT.601 luma and
 infrared), output ``fused_y`` (B,1,H,W) float32, the network output before the clamp; colour
 handling stays with the caller. Dynamic export: B, H and W free (any size >= 1); fixed export:
-B = 1 and the given H x W. Metadata keys ``dgfusion.*`` record the width, the parameter count,
-the precision and the contract.
+B = 1 and the given H x W. Metadata keys ``network.*`` record the network type, its options
+(``network.config``: the JSON of ``network_g``), the parameter count, the precision and the
+contract.
 """
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import uuid
 import warnings
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-from basicsr.archs.dgfusion_export import ExportableDGFusion
+from basicsr.archs.contract import exportable_module
+from basicsr.utils.checkpoint import describe_config
 from basicsr.utils.errors import ConfigError, DGFusionError
 
 logger = logging.getLogger(__name__)
@@ -52,19 +57,24 @@ def require_exporter() -> None:
 
 def export_onnx(net: nn.Module, out: Path, opset: int = DEFAULT_OPSET,
                 size: Optional[Tuple[int, int]] = None, fp16: bool = False,
-                example: Tuple[int, int, int] = DYNAMIC_EXAMPLE) -> Path:
+                example: Tuple[int, int, int] = DYNAMIC_EXAMPLE,
+                network_g: Optional[Dict[str, Any]] = None) -> Path:
     """Write ``net`` as an ONNX model to ``out`` (through a temporary file and a rename).
 
     Args:
-        net: DGFusion (any device; exported from a CPU float32 copy).
+        net: a registered network (any device; exported from a CPU float32 copy).
         out: target ``.onnx`` path (its folder must exist and be writable).
         opset: ONNX operator set, >= 18.
         size: (H, W) for a fixed-size graph with batch 1; None for dynamic batch, H and W.
-        fp16: encoders, gates and reconstruction in float16, spectral stages in float32
-            (what autocast does in the module); inputs and output stay float32.
+        fp16: float16 convolutions where the network's exportable module allows them (DGFusion:
+            encoders, gates and reconstruction; spectral stages stay float32); inputs and
+            output stay float32.
         example: (B, H, W) of the example input of a dynamic export (no 0 or 1, H != W).
+        network_g: the options ``net`` was built from, recorded as ``network.config``
+            (default: its type only).
     Raises:
-        ConfigError: bad ``opset`` or missing packages. ExportError: the exporter failed.
+        ConfigError: bad ``opset``, missing packages, or ``fp16`` for a network without an
+            fp16 export. ExportError: the exporter failed.
     """
     require_exporter()
     import onnx
@@ -72,8 +82,9 @@ def export_onnx(net: nn.Module, out: Path, opset: int = DEFAULT_OPSET,
     if opset < MIN_OPSET:
         raise ConfigError(f"--opset: {opset} is below {MIN_OPSET}, the lowest operator set the "
                           f"exporter writes")
-    model = ExportableDGFusion(copy.deepcopy(net).to('cpu', torch.float32),
-                               torch.float16 if fp16 else None)
+    network_g = dict(network_g or {'type': type(net).__name__})
+    model = exportable_module(copy.deepcopy(net).to('cpu', torch.float32),
+                              torch.float16 if fp16 else None)
     if size is None:
         b, h, w = example
         dims = {0: torch.export.Dim('batch', min=1), 2: torch.export.Dim('height', min=1),
@@ -100,11 +111,12 @@ def export_onnx(net: nn.Module, out: Path, opset: int = DEFAULT_OPSET,
                       default=0)
         if written != opset:
             raise ExportError(f"--opset: the exporter wrote operator set {written}, not {opset}")
-        meta = {'dgfusion.channels': str(net.channels),
-                'dgfusion.parameters': str(sum(p.numel() for p in net.parameters())),
-                'dgfusion.precision': 'fp16 convolutions, fp32 spectra' if fp16 else 'fp32',
-                'dgfusion.io': 'vis_y, ir (B,1,H,W) float32 in [0,1] -> fused_y (B,1,H,W) '
-                               'float32, not clamped'}
+        meta = {'network.type': str(network_g['type']),
+                'network.config': json.dumps(network_g, sort_keys=True),
+                'network.parameters': str(sum(p.numel() for p in net.parameters())),
+                'network.precision': 'fp16 convolutions, fp32 spectra' if fp16 else 'fp32',
+                'network.io': 'vis_y, ir (B,1,H,W) float32 in [0,1] -> fused_y (B,1,H,W) '
+                              'float32, not clamped'}
         for key, value in meta.items():
             proto.metadata_props.add(key=key, value=value)
         onnx.checker.check_model(proto)
@@ -112,6 +124,6 @@ def export_onnx(net: nn.Module, out: Path, opset: int = DEFAULT_OPSET,
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    logger.info('exported DGFusion(channels=%d) to %s (opset %d, %s)', net.channels, out, opset,
+    logger.info('exported %s to %s (opset %d, %s)', describe_config(network_g), out, opset,
                 'dynamic size' if size is None else f'{size[0]}x{size[1]}')
     return out

@@ -1,4 +1,4 @@
-"""Fusion with an exported DGFusion ONNX file in onnxruntime (CPU execution provider).
+"""Fusion with an exported network's ONNX file in onnxruntime (CPU execution provider).
 
 ``OnnxNetwork`` is a callable ``(vis_y, ir) -> fused_y`` on torch tensors, like the module;
 ``OnnxModel`` wraps it like a loaded checkpoint (``net``, ``device``, ``describe()``), so
@@ -6,12 +6,14 @@
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 import numpy as np
 import torch
 
+from basicsr.utils.checkpoint import describe_config
 from basicsr.utils.errors import CheckpointError, ConfigError, DataError, first_line
 
 INPUT_NAMES = ['vis_y', 'ir']
@@ -28,8 +30,22 @@ def import_onnxruntime():
     return onnxruntime
 
 
+def exported_network(meta: Mapping[str, str]) -> Optional[Dict[str, Any]]:
+    """The ``network_g`` an export records: ``network.config`` (JSON), or for files exported
+    before that key, DGFusion at the width of ``dgfusion.channels``; None when unknown."""
+    try:
+        config = json.loads(meta['network.config']) if 'network.config' in meta else None
+    except ValueError:
+        config = None
+    if isinstance(config, dict) and isinstance(config.get('type'), str):
+        return config
+    if meta.get('dgfusion.channels', '').isdigit():
+        return {'type': 'DGFusion', 'channels': int(meta['dgfusion.channels'])}
+    return None
+
+
 class OnnxNetwork:
-    """An exported DGFusion in an onnxruntime CPU session.
+    """An exported network in an onnxruntime CPU session.
 
     Args:
         path: ``.onnx`` file written by ``scripts/export_onnx.py``.
@@ -62,9 +78,10 @@ class OnnxNetwork:
         shape = inputs[0].shape
         self.fixed_size = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
         meta = self.session.get_modelmeta().custom_metadata_map
-        self.channels = int(meta['dgfusion.channels']) if 'dgfusion.channels' in meta else None
-        self.parameter_count = int(meta.get('dgfusion.parameters', 0)) or None
-        self.precision = meta.get('dgfusion.precision', 'unknown')
+        self.network_g = exported_network(meta)
+        count = meta.get('network.parameters', meta.get('dgfusion.parameters', ''))
+        self.parameter_count = int(count) if count.isdigit() and int(count) else None
+        self.precision = meta.get('network.precision', meta.get('dgfusion.precision', 'unknown'))
 
     def __call__(self, vis_y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
         """(B,1,H,W) ``vis_y`` and ``ir`` in [0,1] -> (B,1,H,W) fused Y (not clamped), float32
@@ -90,9 +107,9 @@ class OnnxNetwork:
     def summary(self) -> str:
         size = 'any size' if self.fixed_size is None else \
             f'{self.fixed_size[0]}x{self.fixed_size[1]} only'
-        width = f"channels {self.channels}" if self.channels else 'channels unknown'
-        params = f", {self.parameter_count:,} parameters" if self.parameter_count else ''
-        return f"DGFusion ONNX ({width}{params}, {self.precision}, {size}) in onnxruntime on cpu"
+        network = describe_config(self.network_g) if self.network_g else 'network unknown'
+        params = f"{self.parameter_count:,} parameters, " if self.parameter_count else ''
+        return f"{network} ONNX ({params}{self.precision}, {size}) in onnxruntime on cpu"
 
 
 class OnnxModel:

@@ -6,6 +6,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
+from basicsr.archs.contract import bytes_per_pixel
 from basicsr.inference.memory import MIN_TILE, check_fits
 from basicsr.inference.tiling import fuse_tiled
 from basicsr.utils.color import merge_luma, split_luma
@@ -47,14 +48,15 @@ def _check_inputs(vis: torch.Tensor, ir: torch.Tensor) -> None:
 def fuse(net: nn.Module, vis: torch.Tensor, ir: torch.Tensor, tile: Optional[int] = None,
          overlap: Optional[int] = None, memory_budget: Optional[int] = None,
          check_memory: bool = True) -> torch.Tensor:
-    """Fuse visible and infrared images with DGFusion, as the published pipeline does.
+    """Fuse visible and infrared images with a fusion network, as the published DGFusion
+    pipeline does.
 
     The visible RGB image is converted to YCbCr (BT.601); its Y and the infrared image go
     through ``net``; the fused Y is clamped to [0,1] and recombined with the visible Cb/Cr.
     A gray visible image gives a gray result.
 
     Args:
-        net: ``net(vis_y, ir) -> fused_y`` (DGFusion), in eval mode.
+        net: ``net(vis_y, ir) -> fused_y``, in eval mode.
         vis: (B,3,H,W) RGB or (B,1,H,W) gray, float in [0,1], any H and W.
         ir: (B,1,H,W) float in [0,1]. Both are moved to the network's device.
         tile: None for one whole-frame pass, else the side (>= 32) of overlapping tiles
@@ -62,7 +64,9 @@ def fuse(net: nn.Module, vis: torch.Tensor, ir: torch.Tensor, tile: Optional[int
         overlap: pixels shared by neighbouring tiles (default 32, a quarter of smaller tiles).
         memory_budget: bytes the pass may use (default: 90% of the free memory).
         check_memory: refuse, before starting, a pass whose estimated peak memory does not
-            fit (:class:`basicsr.inference.memory.FrameTooLarge`, with a suggested tile).
+            fit (:class:`basicsr.inference.memory.FrameTooLarge`, with a suggested tile), by
+            the network's memory model (:func:`basicsr.archs.contract.bytes_per_pixel`;
+            none: not checked).
 
     Returns:
         (B,3,H,W) or (B,1,H,W) float32 in [0,1] on the network's device.
@@ -76,7 +80,8 @@ def fuse(net: nn.Module, vis: torch.Tensor, ir: torch.Tensor, tile: Optional[int
     whole = tile is None or (h <= tile and w <= tile)
     if check_memory:
         region = (h, w) if whole else (min(tile, h), min(tile, w))
-        check_fits(getattr(net, 'channels', 16), region, b, device, memory_budget, tiled=not whole)
+        check_fits(bytes_per_pixel(net), region, b, device, memory_budget, tiled=not whole,
+                   network=type(net).__name__)
     vis_y, cbcr = split_luma(vis)
     fused_y = net(vis_y, ir) if whole else fuse_tiled(net, vis_y, ir, tile, resolve_overlap(tile, overlap))
     return merge_luma(fused_y.float(), cbcr)

@@ -1,8 +1,8 @@
 """One model loader for test.py, scripts/fuse.py and anything that fuses.
 
 Two steps for any registered architecture: :func:`basicsr.archs.build_network` from the
-checkpoint's stored ``network_g`` (else the option file's), then
-:func:`basicsr.utils.checkpoint.load_weights`.
+checkpoint's stored ``network_g`` (else the option file's type, with the options that the
+network's spec reads from the weights), then :func:`basicsr.utils.checkpoint.load_weights`.
 """
 from __future__ import annotations
 
@@ -33,10 +33,6 @@ class LoadedModel:
     checkpoint: Path
     device: torch.device
     network_g: Dict[str, Any]
-
-    @property
-    def channels(self) -> int:
-        return int(getattr(self.net, 'channels', 0))
 
     @property
     def n_params(self) -> int:
@@ -70,8 +66,9 @@ def load_network(path: Union[str, Path], device: Union[str, torch.device] = 'cpu
         path: our checkpoint, a published one, or a bare state dict.
         device: where the network goes.
         use_ema: prefer ``params_ema`` over ``params``.
-        network_g: the option file's section, used when the file stores none
-            (default :data:`basicsr.archs.DEFAULT_NETWORK_G`).
+        network_g: the option file's section, used when the file stores none (default: the
+            type of :data:`basicsr.archs.DEFAULT_NETWORK_G`); the options the network's
+            state adapter reads from the weights (a published file's width) take precedence.
 
     Raises:
         CheckpointError: unreadable file, unbuildable stored ``network_g``, or weights that do
@@ -83,7 +80,8 @@ def load_network(path: Union[str, Path], device: Union[str, torch.device] = 'cpu
 def _build_and_load(path: Union[str, Path], device: Union[str, torch.device], use_ema: bool,
                     network_g: Optional[Dict[str, Any]]) -> Tuple[nn.Module, Dict[str, Any]]:
     ckpt = read_checkpoint(path)
-    cfg = network_config(ckpt, network_g or DEFAULT_NETWORK_G, use_ema, where=path)
+    fallback = network_g or {'type': DEFAULT_NETWORK_G['type']}
+    cfg = network_config(ckpt, fallback, use_ema, where=path)
     try:
         net = build_network(cfg)
     except DGFusionError as exc:

@@ -11,6 +11,7 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
 from basicsr.archs import build_network
+from basicsr.archs.contract import prepare_compile
 from basicsr.losses import build_loss
 from basicsr.models.optim import build_optimizer, build_scheduler
 from basicsr.models.precision import autocast, check_precision
@@ -38,14 +39,12 @@ def compile_for_training(net: nn.Module, mode: str = 'default') -> nn.Module:
 
     ``net`` itself stays eager: it shares its parameters with the wrapper, so its
     ``state_dict`` keys (no ``_orig_mod.`` prefix), the EMA, checkpoints, validation and the
-    lean inference path are those of an uncompiled run. The network's complex-valued steps run
-    eagerly between the compiled graphs (see :func:`basicsr.archs.spectral.complex_step`).
-    Compilation happens at the first call.
+    lean inference path are those of an uncompiled run. The network's own compile preparation
+    (its spec's ``prepare_compile``) runs first. Compilation happens at the first call.
     """
-    from basicsr.archs.spectral import prepare_compile
     if mode not in COMPILE_MODES:
         raise ConfigError(f"train.compile_mode: {mode!r} is not one of {', '.join(COMPILE_MODES)}")
-    prepare_compile()
+    prepare_compile(net)
     return torch.compile(net, mode=mode)
 
 
@@ -57,7 +56,7 @@ class FusionModel:
     everything else (logging, checkpoints, data) lives in the trainer.
 
     Args:
-        opt: validated options (see ``basicsr.config``).
+        opt: validated options (see ``basicsr.options``).
         device: where the network lives.
         net: an already built network (e.g. loaded from a checkpoint); built from
             ``opt['network_g']`` when None.

@@ -4,7 +4,7 @@
 * ``bf16``: autocast to bfloat16 on any device that computes it natively. Every convolution
   runs in bfloat16, those on amplitude and phase maps included; the FFTs, amplitudes, phases,
   layer-norm statistics, losses, optimiser, EMA and checkpoints stay float32 (see
-  :func:`basicsr.archs.spectral.spectral_autocast`). bfloat16 has float32's exponent range, so
+  :func:`basicsr.archs.dgfusion.spectral.spectral_autocast`). bfloat16 has float32's exponent range, so
   no gradient scaler is needed.
 * ``fp16``: CUDA only; autocast to float16 with a gradient scaler. Spectra overflow float16,
   so every frequency-domain block runs in float32.

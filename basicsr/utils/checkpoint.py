@@ -3,8 +3,9 @@
 Loading is two steps, whatever the architecture: the caller builds the network from its
 ``network_g`` section (:func:`network_config` says which one: the checkpoint's own when it
 stores one), then :func:`load_weights` fills it. An architecture whose weights also circulate
-under other names (the published DGFusion checkpoints) registers a :class:`StateAdapter` for
-itself; :func:`load_weights` applies it and then checks the keys strictly.
+under other names (the published DGFusion checkpoints) carries a :class:`StateAdapter` in its
+network spec (``basicsr.archs.contract``); :func:`load_weights` applies it and then checks the
+keys strictly.
 
 Our training checkpoints are single files ``{'format': 'dgfusion-ckpt-v1', 'network_g':
 {'type': ..., ...}, 'params': ..., 'params_ema': ..., 'iter': ..., ...}`` holding plain tensors
@@ -26,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from basicsr.utils.errors import CheckpointError
-from basicsr.utils.registry import STATE_ADAPTER_REGISTRY
+from basicsr.utils.registry import NETWORK_SPEC_REGISTRY
 
 logger = logging.getLogger(__name__)
 
@@ -143,25 +144,27 @@ class Adapted:
     note: str = ''
 
 
+def _no_config(state: StateDict) -> Dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class StateAdapter:
-    """What an architecture registers so that foreign layouts of its weights load.
+    """What a network's spec carries so that foreign layouts of its weights load.
 
-    ``to_native(state)`` renames a (prefix-stripped) state dict to the network's names;
-    ``infer_config(state)`` reads constructor options from the weights (``{}`` when it cannot).
+    ``to_native(state)`` renames a (prefix-stripped) state dict to the network's names
+    (default: unchanged); ``infer_config(state)`` reads constructor options from the weights
+    (``{}`` when it cannot), for checkpoints that store no ``network_g``.
     """
 
-    to_native: Callable[[StateDict], Adapted]
-    infer_config: Callable[[StateDict], Dict[str, Any]]
-
-
-def register_state_adapter(arch: str, adapter: StateAdapter) -> StateAdapter:
-    """Register ``adapter`` for the architecture registered as ``arch``."""
-    return STATE_ADAPTER_REGISTRY.register(adapter, name=arch)
+    to_native: Callable[[StateDict], Adapted] = Adapted
+    infer_config: Callable[[StateDict], Dict[str, Any]] = _no_config
 
 
 def _adapter(arch: str) -> Optional[StateAdapter]:
-    return STATE_ADAPTER_REGISTRY.get(arch) if arch in STATE_ADAPTER_REGISTRY else None
+    """The state adapter in the network spec registered for ``arch``, if any."""
+    spec = NETWORK_SPEC_REGISTRY.get(arch) if arch in NETWORK_SPEC_REGISTRY else None
+    return getattr(spec, 'state_adapter', None)
 
 
 def nonfinite_tensors(state: Dict[str, Any]) -> List[str]:
@@ -273,7 +276,7 @@ def load_weights(net: nn.Module, path: PathLike, key: str = 'params_ema', strict
     Args:
         net: the built network (its device and dtype are kept).
         path: our checkpoint, a ``{'params': ...}`` dict or a bare state dict; foreign
-            layouts load when ``net``'s architecture registered a :class:`StateAdapter`.
+            layouts load when ``net``'s network spec carries a :class:`StateAdapter`.
         key: preferred state dict, ``'params_ema'`` or ``'params'`` (the other one, then a
             bare state dict, when it is absent).
         strict: every key must match (else missing/unexpected keys are only logged).

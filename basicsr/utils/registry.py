@@ -114,5 +114,5 @@ METRIC_REGISTRY = Registry('metric')
 MODEL_REGISTRY = Registry('model')
 OPTIMIZER_REGISTRY = Registry('optimizer')
 SCHEDULER_REGISTRY = Registry('scheduler')
-STATE_ADAPTER_REGISTRY = Registry('state adapter')  # keyed by the arch's registered name
+NETWORK_SPEC_REGISTRY = Registry('network spec')  # keyed by the arch's registered name (archs/contract.py)
 LAYOUT_REGISTRY = Registry('layout')  # benchmark folder layouts (basicsr/data/layouts.py)

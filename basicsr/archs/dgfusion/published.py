@@ -1,13 +1,13 @@
-"""The published DGFusion checkpoint layout, as an adapter the DGFusion arch registers.
+"""The published DGFusion checkpoint layout, as the state adapter of DGFusion's network spec.
 
 Two layouts of the same network exist:
 
-* ours -- the parameter names of :class:`basicsr.archs.dgfusion_arch.DGFusion`
+* ours -- the parameter names of :class:`basicsr.archs.dgfusion.module.DGFusion`
   (``enhancer.*``, ``extractor.*``, ``fusion.*``, ``reconstruction.*``), no dead weights;
 * published -- the names of the published model (``freprocess.*``, ``interaction.*``,
   ``final_conv.*``) plus parameters its forward pass never uses (``attention_module.*`` ...).
 
-Registering :data:`PUBLISHED_ADAPTER` for ``DGFusion`` lets the architecture-agnostic
+:data:`PUBLISHED_ADAPTER` in DGFusion's spec lets the architecture-agnostic
 :func:`basicsr.utils.checkpoint.load_weights` read both, and lets a checkpoint without a stored
 ``network_g`` tell its width.
 """
@@ -17,8 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from basicsr.utils.checkpoint import (Adapted, StateAdapter, StateDict, register_state_adapter,
-                                      strip_prefixes)
+from basicsr.utils.checkpoint import Adapted, StateAdapter, StateDict, strip_prefixes
 from basicsr.utils.errors import CheckpointError
 
 def _attention_rules(ours: str, published: str) -> List[Tuple[str, str]]:
@@ -161,4 +160,4 @@ def _infer_config(state: StateDict) -> Dict[str, Any]:
     return {} if channels is None else {'channels': channels}
 
 
-PUBLISHED_ADAPTER = register_state_adapter('DGFusion', StateAdapter(_to_native, _infer_config))
+PUBLISHED_ADAPTER = StateAdapter(_to_native, _infer_config)

@@ -12,7 +12,10 @@ released code):
 4. ``reconstruction`` -- two convolutions back to one luminance channel.
 
 Unlike the published module, this one holds no parameters that its forward pass does not use;
-``basicsr.utils.checkpoint`` maps published checkpoints onto these names.
+``basicsr.archs.dgfusion.published`` maps published checkpoints onto these names.
+
+Its blocks and the wiring of its spectra are in :mod:`basicsr.archs.dgfusion.blocks`, shared
+with the lean, reference and export evaluations.
 """
 from __future__ import annotations
 
@@ -23,29 +26,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from basicsr.archs.dgfusion_lean import lean_forward
-from basicsr.archs.spectral import (LRELU_SLOPE, NONFINITE_FILL, canonical_fft2, canonicalize_phase_,
-                                    complex_step, ifft2_real, polar_to_stacked_lean, spectral_autocast,
-                                    to_float32)
+from basicsr.archs.dgfusion.blocks import (ConvLReLUBlock, Gate, Projection, ShallowEncoder,
+                                           attention_inputs, stage1_spectra)
+from basicsr.archs.dgfusion.lean import lean_forward
+from basicsr.archs.dgfusion.spectral import (NONFINITE_FILL, canonical_fft2, canonicalize_phase_,
+                                             complex_step, ifft2_real, polar_to_stacked_lean,
+                                             spectral_autocast, to_float32)
 from basicsr.utils.errors import ConfigError
-from basicsr.utils.registry import ARCH_REGISTRY
-
-
-
-def conv3x3(cin: int, cout: int) -> nn.Conv2d:
-    """3x3 convolution, stride 1, zero padding 1, with bias (size-preserving)."""
-    return nn.Conv2d(cin, cout, kernel_size=3, stride=1, padding=1, bias=True)
-
-
-def conv_lrelu_block(cin: int, cout: int) -> nn.Sequential:
-    """conv(cin->cout), lrelu, conv(cout->cout), lrelu; parameters at indices 0 and 2."""
-    return nn.Sequential(conv3x3(cin, cout), lrelu(), conv3x3(cout, cout), lrelu())
-
-
-def lrelu() -> nn.LeakyReLU:
-    """In-place LeakyReLU(0.1): autograd keeps the output instead of a second copy of the
-    convolution output (the slope is positive, so the output determines the gradient)."""
-    return nn.LeakyReLU(LRELU_SLOPE, inplace=True)
 
 
 class ChannelLayerNorm(nn.Module):
@@ -98,29 +85,20 @@ class AmplitudePhaseEnhancer(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         c = channels
-        self.vis_encoder = self._shallow_encoder(c)
-        self.ir_encoder = self._shallow_encoder(c)
+        self.vis_encoder = ShallowEncoder(c)
+        self.ir_encoder = ShallowEncoder(c)
         # joint amplitude / joint phase: residual block on the 8C concatenation, then 8C->4C
-        self.amp_joint = conv_lrelu_block(8 * c, 8 * c)
-        self.pha_joint = conv_lrelu_block(8 * c, 8 * c)
-        self.amp_proj = nn.Sequential(conv3x3(8 * c, 4 * c), lrelu(),
-                                      conv3x3(4 * c, 4 * c), lrelu())
-        self.pha_proj = nn.Sequential(conv3x3(8 * c, 4 * c), lrelu(),
-                                      conv3x3(4 * c, 4 * c), lrelu())
+        self.amp_joint = ConvLReLUBlock(8 * c, 8 * c)
+        self.pha_joint = ConvLReLUBlock(8 * c, 8 * c)
+        self.amp_proj = ConvLReLUBlock(8 * c, 4 * c)
+        self.pha_proj = ConvLReLUBlock(8 * c, 4 * c)
         # discrepancy spectrum D = a*V - b*I
         self.a = nn.Parameter(torch.ones(1))
         self.b = nn.Parameter(torch.ones(1))
-        self.amp_refine1 = conv_lrelu_block(4 * c, 4 * c)
-        self.amp_refine2 = conv_lrelu_block(4 * c, 4 * c)
-        self.pha_refine1 = conv_lrelu_block(4 * c, 4 * c)
-        self.pha_refine2 = conv_lrelu_block(4 * c, 4 * c)
-
-    @staticmethod
-    def _shallow_encoder(c: int) -> nn.Sequential:
-        """conv(1->C), lrelu, conv(C->2C), lrelu, conv(2C->4C); no final activation."""
-        return nn.Sequential(conv3x3(1, c), lrelu(),
-                             conv3x3(c, 2 * c), lrelu(),
-                             conv3x3(2 * c, 4 * c))
+        self.amp_refine1 = ConvLReLUBlock(4 * c, 4 * c)
+        self.amp_refine2 = ConvLReLUBlock(4 * c, 4 * c)
+        self.pha_refine1 = ConvLReLUBlock(4 * c, 4 * c)
+        self.pha_refine2 = ConvLReLUBlock(4 * c, 4 * c)
 
     def forward(self, vis_y: torch.Tensor,
                 ir: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -136,9 +114,8 @@ class AmplitudePhaseEnhancer(nn.Module):
         amp_disc = self.amp_refine2(self.amp_refine1(amp_disc)) + amp_disc
         pha_disc = self.pha_refine2(self.pha_refine1(pha_disc)) + pha_disc
 
-        s_d = polar_to_stacked_lean(amp_disc, pha_disc)
-        s_ap = polar_to_stacked_lean(amp_joint, pha_disc)
-        s_pa = polar_to_stacked_lean(amp_disc, pha_joint)
+        s_d, s_ap, s_pa = (polar_to_stacked_lean(amp, pha) for amp, pha in
+                           stage1_spectra(amp_joint, pha_joint, amp_disc, pha_disc))
         return s_d, s_ap, s_pa
 
 
@@ -154,9 +131,9 @@ class DiscrepancyAttention(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         c8 = 8 * channels
-        self.wq = self._projection(c8)
-        self.wk = self._projection(c8)
-        self.wv = self._projection(c8)
+        self.wq = Projection(c8)
+        self.wk = Projection(c8)
+        self.wv = Projection(c8)
         self.norm_qk = ChannelLayerNorm(4 * channels)
         self.norm_v = ChannelLayerNorm(4 * channels)
         self.norm_out = ChannelLayerNorm(4 * channels)
@@ -165,19 +142,14 @@ class DiscrepancyAttention(nn.Module):
         """``wq(q) * wk(k)``. Under autograd the two output convolutions are recomputed in
         backward instead of keeping both 8C-channel products' factors (their inputs are kept
         anyway): two more convolutions per step, four fewer full-size tensors held."""
-        hidden_q = self.wq[1](self.wq[0](q))
-        hidden_k = self.wk[1](self.wk[0](k))
+        hidden_q = self.wq.hidden(q)
+        hidden_k = self.wk.hidden(k)
 
         def product(hq: torch.Tensor, hk: torch.Tensor) -> torch.Tensor:
-            return self.wq[2](hq) * self.wk[2](hk)
+            return self.wq.second(hq) * self.wk.second(hk)
         if torch.is_grad_enabled() and hidden_q.requires_grad:
             return checkpoint(product, hidden_q, hidden_k, use_reentrant=False)
         return product(hidden_q, hidden_k)
-
-    @staticmethod
-    def _projection(c8: int) -> nn.Sequential:
-        """conv(8C->8C), ReLU, conv(8C->8C); parameters at indices 0 and 2."""
-        return nn.Sequential(conv3x3(c8, c8), nn.ReLU(inplace=True), conv3x3(c8, c8))
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 skip: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -190,7 +162,7 @@ class DiscrepancyAttention(nn.Module):
 
 
 class DiscrepancyAwareExtractor(nn.Module):
-    """Stage 2: frequency branch (q=S_d, k=S_pa, v=S_ap) and spatial branch (q=S_d, k=S_ap, v=S_pa).
+    """Stage 2: frequency and spatial branch, wired by :func:`attention_inputs`.
 
     Inputs (B,8C,H,W) each; returns ``(fre, spa)``, each (B,4C,H,W).
     """
@@ -202,9 +174,10 @@ class DiscrepancyAwareExtractor(nn.Module):
 
     def forward(self, s_d: torch.Tensor, s_ap: torch.Tensor,
                 s_pa: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        wiring = attention_inputs(s_d, s_ap, s_pa)
         skip = ifft2_real(s_d)  # the same in both blocks: computed once
-        fre = self.frequency(s_d, s_pa, s_ap, skip)
-        spa = self.spatial(s_d, s_ap, s_pa, skip)
+        fre = self.frequency(*wiring['frequency'], skip)
+        spa = self.spatial(*wiring['spatial'], skip)
         return fre, spa
 
 
@@ -217,15 +190,13 @@ class AdaptiveFusion(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.gate = nn.Sequential(conv3x3(8 * channels, 4 * channels),
-                                  conv3x3(4 * channels, 8 * channels), nn.Sigmoid())
+        self.gate = Gate(channels)
 
     def forward(self, fre: torch.Tensor, spa: torch.Tensor) -> torch.Tensor:
         g_fre, g_spa = self.gate(torch.cat([fre, spa], dim=1)).chunk(2, dim=1)
         return fre * g_fre + spa * g_spa
 
 
-@ARCH_REGISTRY.register()
 class DGFusion(nn.Module):
     """DGFusion network: ``forward(vis_y, ir) -> fused_y``.
 
@@ -253,9 +224,7 @@ class DGFusion(nn.Module):
         self.enhancer = AmplitudePhaseEnhancer(channels)
         self.extractor = DiscrepancyAwareExtractor(channels)
         self.fusion = AdaptiveFusion(channels)
-        self.reconstruction = nn.Sequential(conv3x3(4 * channels, 2 * channels),
-                                            lrelu(),
-                                            conv3x3(2 * channels, 1), lrelu())
+        self.reconstruction = ConvLReLUBlock(4 * channels, 1, hidden=2 * channels)
         self.last_nonfinite: torch.Tensor = torch.zeros((), dtype=torch.long)
         # without autograd and not training, forward takes the lean path (same function)
         self.lean_inference = True

@@ -1,8 +1,9 @@
 """DGFusion in real arithmetic, for export to ONNX (and TensorRT) at any frame size.
 
-``export_forward(net, vis_y, ir)`` computes the network's function with ``net``'s weights, like
-``reference_forward``, but every spectrum is a pair of real tensors (real part, imaginary part)
-and every operation is one that ONNX expresses exactly, with no Python-side shape logic:
+``export_forward(net, vis_y, ir)`` is :func:`basicsr.archs.dgfusion.reference.functional_forward`
+(the function ``reference_forward`` evaluates) with the spectral backend :class:`DftBasis`: every
+spectrum is a pair of real tensors (real part, imaginary part) and every operation is one that
+ONNX expresses exactly, with no Python-side shape logic:
 
 * 2-D DFTs are matrix products with cosine/sine bases built inside the graph from the input's
   height and width (``Range``, ``Mod``, ``Cos``, ``Sin``, ``MatMul``); the exponent ``k*n`` is
@@ -24,14 +25,12 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from basicsr.archs.dgfusion_reference import SLOPE, conv, conv_lrelu2, layer_norm
-from basicsr.archs.spectral import NONFINITE_FILL, polar_to_stacked
+from basicsr.archs.dgfusion.reference import functional_forward
 
 Pair = Tuple[torch.Tensor, torch.Tensor]
 
@@ -61,7 +60,8 @@ def amplitude(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
 
 
 class DftBasis:
-    """Cosine and sine DFT bases for an (H, W) frame and its self-conjugate-bin mask.
+    """Spectral backend of real arithmetic: cosine and sine DFT bases for an (H, W) frame and
+    its self-conjugate-bin mask; a spectrum is a (real, imag) pair of (B,K,H,W) tensors.
 
     ``cos_h[k, n] = cos(2*pi*k*n/H)``, ``sin_h`` likewise (H, H); ``cos_w``, ``sin_w`` (W, W).
     ``k*n`` is reduced modulo the length to (-len/2, len/2] before the angle is formed, so the
@@ -98,6 +98,18 @@ class DftBasis:
         """Imaginary part with exactly +0 at the self-conjugate bins."""
         return torch.where(self.self_conj, torch.zeros((), dtype=im.dtype, device=im.device), im)
 
+    @staticmethod
+    def amplitude(spec: Pair) -> torch.Tensor:
+        return amplitude(*spec)
+
+    @staticmethod
+    def phase(spec: Pair) -> torch.Tensor:
+        return phase(*spec)
+
+    def discrepancy(self, a: torch.Tensor, b: torch.Tensor, vis: Pair, ir: Pair) -> Pair:
+        """``a*vis - b*ir`` with canonical phase (``a*(+0) - b*(+0)`` can be -0)."""
+        return a * vis[0] - b * ir[0], self.canonical(a * vis[1] - b * ir[1])
+
     def ifft2_real(self, stacked: torch.Tensor) -> torch.Tensor:
         """``Re ifft2`` of a (B,2K,H,W) spectrum stored as cat(real, imag) -> (B,K,H,W)."""
         re, im = stacked.chunk(2, dim=1)
@@ -106,70 +118,13 @@ class DftBasis:
         return (t_re @ self.cos_w - t_im @ self.sin_w) * self.scale
 
 
-def attention(block: nn.Module, basis: DftBasis, q: torch.Tensor, k: torch.Tensor,
-              v: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-    """Stage-2 block on (B,8C,H,W) stacked spectra -> (B,4C,H,W); ``skip = Re ifft2(q)``."""
-    def proj(p: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-        return conv(p[2], F.relu(conv(p[0], x)))
-
-    f1 = layer_norm(block.norm_qk, basis.ifft2_real(proj(block.wq, q) * proj(block.wk, k)))
-    f2 = layer_norm(block.norm_v, basis.ifft2_real(proj(block.wv, v)))
-    return layer_norm(block.norm_out, f1 * f2 + skip)
-
-
 def export_forward(net: nn.Module, vis_y: torch.Tensor, ir: torch.Tensor,
                    conv_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
-    """DGFusion's function in real arithmetic.
-
-    Args:
-        net: a DGFusion module (only its parameters are read).
-        vis_y, ir: (B,1,H,W) float32 or float64 in [0,1], any B, H, W.
-        conv_dtype: dtype of the encoders, the gates and the reconstruction (e.g. float16, with
-            ``net`` converted to it); every spectral stage stays in the inputs' dtype, as in the
-            module's forward under autocast. None: the inputs' dtype everywhere.
-    Returns:
-        (B,1,H,W) fused luminance in the inputs' dtype, not clamped.
-    """
-    enh = net.enhancer
-    dtype = vis_y.dtype
-    low = dtype if conv_dtype is None else conv_dtype
-
-    def in_low(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return fn(x.to(low)).to(dtype)
-
-    def encode(encoder: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-        x = F.leaky_relu(conv(encoder[0], x), SLOPE)
-        return conv(encoder[4], F.leaky_relu(conv(encoder[2], x), SLOPE))
-
-    basis = DftBasis(vis_y.shape[-2], vis_y.shape[-1], dtype, vis_y.device)
-    vis_re, vis_im = basis.fft2(in_low(lambda x: encode(enh.vis_encoder, x), vis_y))
-    ir_re, ir_im = basis.fft2(in_low(lambda x: encode(enh.ir_encoder, x), ir))
-    amp_cat = torch.cat([amplitude(vis_re, vis_im), amplitude(ir_re, ir_im)], dim=1)
-    pha_cat = torch.cat([phase(vis_re, vis_im), phase(ir_re, ir_im)], dim=1)
-    amp_f = conv_lrelu2(enh.amp_proj, conv_lrelu2(enh.amp_joint, amp_cat) + amp_cat)
-    pha_f = conv_lrelu2(enh.pha_proj, conv_lrelu2(enh.pha_joint, pha_cat) + pha_cat)
-
-    a, b = enh.a.to(dtype), enh.b.to(dtype)
-    disc_re = a * vis_re - b * ir_re
-    disc_im = basis.canonical(a * vis_im - b * ir_im)  # a*(+0) - b*(+0) can be -0
-    amp_d, pha_d = amplitude(disc_re, disc_im), phase(disc_re, disc_im)
-    amp_d = conv_lrelu2(enh.amp_refine2, conv_lrelu2(enh.amp_refine1, amp_d)) + amp_d
-    pha_d = conv_lrelu2(enh.pha_refine2, conv_lrelu2(enh.pha_refine1, pha_d)) + pha_d
-    s_d = polar_to_stacked(amp_d, pha_d)
-    s_ap = polar_to_stacked(amp_f, pha_d)
-    s_pa = polar_to_stacked(amp_d, pha_f)
-
-    skip = basis.ifft2_real(s_d)
-    fre = attention(net.extractor.frequency, basis, s_d, s_pa, s_ap, skip)
-    spa = attention(net.extractor.spatial, basis, s_d, s_ap, s_pa, skip)
-    gate = net.fusion.gate
-    gates = in_low(lambda x: torch.sigmoid(conv(gate[1], conv(gate[0], x))),
-                   torch.cat([fre, spa], dim=1))
-    g_fre, g_spa = gates.chunk(2, dim=1)
-    res = fre * g_fre + spa * g_spa
-    res = torch.where(torch.isfinite(res), res,
-                      torch.full((), NONFINITE_FILL, dtype=res.dtype, device=res.device))
-    return in_low(lambda x: conv_lrelu2(net.reconstruction, x), res)
+    """DGFusion's function in real arithmetic: (B,1,H,W) ``vis_y``, ``ir`` float32 or float64
+    in [0,1] -> (B,1,H,W) fused luminance in the inputs' dtype, not clamped. ``conv_dtype``:
+    see :func:`basicsr.archs.dgfusion.reference.functional_forward`."""
+    basis = DftBasis(vis_y.shape[-2], vis_y.shape[-1], vis_y.dtype, vis_y.device)
+    return functional_forward(net, vis_y, ir, basis, conv_dtype)
 
 
 class ExportableDGFusion(nn.Module):

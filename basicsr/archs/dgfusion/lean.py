@@ -22,14 +22,17 @@ autocast dtype and every spectral step in float32, as in the module's forward.
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from basicsr.archs.spectral import (LRELU_SLOPE, NONFINITE_FILL, canonical_rfft2, canonicalize_phase_, full_precision,
-                                    mirrored_columns, unfold_half_)
+from basicsr.archs.dgfusion.blocks import (ConvLReLUBlock, Projection, ShallowEncoder,
+                                           attention_inputs, stage1_spectra)
+from basicsr.archs.dgfusion.spectral import (LRELU_SLOPE, NONFINITE_FILL, canonical_rfft2,
+                                             canonicalize_phase_, full_precision, mirrored_columns,
+                                             unfold_half_)
 
 CHANNELS_LAST = torch.channels_last
 # Band height. On a CPU a frame is cut into about CPU_BANDS bands: a band's intermediates are
@@ -169,42 +172,42 @@ def channel_layer_norm(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
 
 # ------------------------------------------------------------------ convolution chains
 
-def encoder_chain(encoder: nn.Sequential) -> Callable[..., torch.Tensor]:
+def conv_lrelu_block(band: Band, block: ConvLReLUBlock, x: torch.Tensor) -> torch.Tensor:
+    """``block(x)`` on a band: conv, lrelu, conv, lrelu (2 convolutions)."""
+    return lrelu(band.conv(block.second, lrelu(band.conv(block.first, x))))
+
+
+def encoder_chain(encoder: ShallowEncoder) -> Callable[..., torch.Tensor]:
     def chain(band: Band, x: torch.Tensor) -> torch.Tensor:
-        x = lrelu(band.conv(encoder[0], x))
-        x = lrelu(band.conv(encoder[2], x))
-        return band.conv(encoder[4], x)
+        first, second, third = encoder.convs
+        x = lrelu(band.conv(first, x))
+        x = lrelu(band.conv(second, x))
+        return band.conv(third, x)
     return chain
 
 
-def joint_chain(joint: nn.Sequential, proj: nn.Sequential) -> Callable[..., torch.Tensor]:
+def joint_chain(joint: ConvLReLUBlock, proj: ConvLReLUBlock) -> Callable[..., torch.Tensor]:
     """``proj(joint(x) + x)``: 4 convolutions."""
     def chain(band: Band, x: torch.Tensor) -> torch.Tensor:
-        h = lrelu(band.conv(joint[0], x))
-        h = lrelu(band.conv(joint[2], h))
-        h = h.add_(band.crop(x, 2))
-        h = lrelu(band.conv(proj[0], h))
-        return lrelu(band.conv(proj[2], h))
+        h = conv_lrelu_block(band, joint, x).add_(band.crop(x, 2))
+        return conv_lrelu_block(band, proj, h)
     return chain
 
 
-def refine_chain(first: nn.Sequential, second: nn.Sequential) -> Callable[..., torch.Tensor]:
+def refine_chain(first: ConvLReLUBlock, second: ConvLReLUBlock) -> Callable[..., torch.Tensor]:
     """``second(first(x)) + x``: 4 convolutions."""
     def chain(band: Band, x: torch.Tensor) -> torch.Tensor:
-        h = lrelu(band.conv(first[0], x))
-        h = lrelu(band.conv(first[2], h))
-        h = lrelu(band.conv(second[0], h))
-        h = lrelu(band.conv(second[2], h))
+        h = conv_lrelu_block(band, second, conv_lrelu_block(band, first, x))
         return h.add_(band.crop(x, 4))
     return chain
 
 
-def projection(band: Band, proj: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+def projection(band: Band, proj: Projection, x: torch.Tensor) -> torch.Tensor:
     """conv, ReLU, conv (an attention block's ``wq``/``wk``/``wv``)."""
-    return band.conv(proj[2], F.relu_(band.conv(proj[0], x)))
+    return band.conv(proj.second, F.relu_(band.conv(proj.first, x)))
 
 
-def product_chain(wq: nn.Sequential, wk: nn.Sequential) -> Callable[..., torch.Tensor]:
+def product_chain(wq: Projection, wk: Projection) -> Callable[..., torch.Tensor]:
     """``wq(polar(a_q, p_q)) * wk(polar(a_k, p_k))``: 2 convolutions on each path."""
     def chain(band: Band, amp_q: torch.Tensor, pha_q: torch.Tensor, amp_k: torch.Tensor,
               pha_k: torch.Tensor) -> torch.Tensor:
@@ -214,7 +217,7 @@ def product_chain(wq: nn.Sequential, wk: nn.Sequential) -> Callable[..., torch.T
     return chain
 
 
-def value_chain(wv: nn.Sequential) -> Callable[..., torch.Tensor]:
+def value_chain(wv: Projection) -> Callable[..., torch.Tensor]:
     def chain(band: Band, amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
         return projection(band, wv, polar_band(amp, pha))
     return chain
@@ -226,7 +229,7 @@ def output_chain(net: nn.Module, nonfinite: List[torch.Tensor]) -> Callable[...,
     gate, recon = net.fusion.gate, net.reconstruction
 
     def chain(band: Band, fre: torch.Tensor, spa: torch.Tensor) -> torch.Tensor:
-        g = torch.sigmoid(band.conv(gate[1], band.conv(gate[0], torch.cat([fre, spa], 1))))
+        g = torch.sigmoid(band.conv(gate.second, band.conv(gate.first, torch.cat([fre, spa], 1))))
         k = fre.shape[1]
         fre, spa = band.crop(fre, 2), band.crop(spa, 2)
         res = fre * g[:, :k].to(fre.dtype) + spa * g[:, k:].to(spa.dtype)
@@ -236,7 +239,7 @@ def output_chain(net: nn.Module, nonfinite: List[torch.Tensor]) -> Callable[...,
         nonfinite.append((~finite[:, :, own]).sum())
         res = torch.where(finite, res, torch.full((), NONFINITE_FILL, dtype=res.dtype,
                                                   device=res.device))
-        return lrelu(band.conv(recon[2], lrelu(band.conv(recon[0], res))))
+        return conv_lrelu_block(band, recon, res)
     return chain
 
 
@@ -281,9 +284,18 @@ def lean_forward(net: nn.Module, vis_y: torch.Tensor, ir: torch.Tensor) -> torch
     amp_d = banded(refine_chain(enh.amp_refine1, enh.amp_refine2), [amp_d], 4, c4)
     pha_d = banded(refine_chain(enh.pha_refine1, enh.pha_refine2), [pha_d], 4, c4)
 
-    # Stage 2: S_d = (amp_d, pha_d), S_ap = (amp_f, pha_d), S_pa = (amp_d, pha_f).
-    # Frequency block: q=S_d, k=S_pa, v=S_ap; spatial block: q=S_d, k=S_ap, v=S_pa. The order
-    # below frees the maps as early as possible (peak: 8 maps of 4C channels).
+    # Stage 2, wired by stage1_spectra and attention_inputs applied to the names of the four
+    # maps (each spectrum an (amplitude, phase) pair of them). The order below frees the maps
+    # as early as possible (peak: 8 maps of 4C channels).
+    maps: Dict[str, torch.Tensor] = {'amp_joint': amp_f, 'pha_joint': pha_f, 'amp_disc': amp_d,
+                                     'pha_disc': pha_d}
+    del amp_f, pha_f, amp_d, pha_d
+    wiring = attention_inputs(*stage1_spectra('amp_joint', 'pha_joint', 'amp_disc', 'pha_disc'))
+
+    def polar_maps(block: str, *roles: int) -> List[torch.Tensor]:
+        """Amplitude and phase maps of the inputs ``roles`` (0: q, 1: k, 2: v) of ``block``."""
+        return [maps[name] for role in roles for name in wiring[block][role]]
+
     def attention_part(chain, inputs, norm) -> torch.Tensor:
         stacked = banded(chain, inputs, 2, 2 * c4)
         with full_precision(vis_y):
@@ -291,19 +303,19 @@ def lean_forward(net: nn.Module, vis_y: torch.Tensor, ir: torch.Tensor) -> torch
         del stacked
         return channel_layer_norm(part, norm)
 
-    fre_v = attention_part(value_chain(fre_att.wv), [amp_f, pha_d], fre_att.norm_v)
-    spa_qk = attention_part(product_chain(spa_att.wq, spa_att.wk), [amp_d, pha_d, amp_f, pha_d],
+    fre_v = attention_part(value_chain(fre_att.wv), polar_maps('frequency', 2), fre_att.norm_v)
+    spa_qk = attention_part(product_chain(spa_att.wq, spa_att.wk), polar_maps('spatial', 0, 1),
                             spa_att.norm_qk)
-    del amp_f
-    fre_qk = attention_part(product_chain(fre_att.wq, fre_att.wk), [amp_d, pha_d, amp_d, pha_f],
+    del maps['amp_joint']
+    fre_qk = attention_part(product_chain(fre_att.wq, fre_att.wk), polar_maps('frequency', 0, 1),
                             fre_att.norm_qk)
-    with full_precision(vis_y):  # the skip Re ifft2(S_d) is shared by both blocks
-        skip = real_ifft2_polar(amp_d, pha_d, empty_map(vis_y, c4, dtype))
-    del pha_d
+    with full_precision(vis_y):  # the skip Re ifft2(q) is shared by both blocks
+        skip = real_ifft2_polar(*polar_maps('frequency', 0), empty_map(vis_y, c4, dtype))
+    del maps['pha_disc']
     fre = channel_layer_norm(fre_qk.mul_(fre_v).add_(skip), fre_att.norm_out)
     del fre_qk, fre_v
-    spa_v = attention_part(value_chain(spa_att.wv), [amp_d, pha_f], spa_att.norm_v)
-    del amp_d, pha_f
+    spa_v = attention_part(value_chain(spa_att.wv), polar_maps('spatial', 2), spa_att.norm_v)
+    maps.clear()
     spa = channel_layer_norm(spa_qk.mul_(spa_v).add_(skip), spa_att.norm_out)
     del spa_qk, spa_v, skip
 

@@ -70,6 +70,7 @@ LAYERS = {
     'validation': 4, 'config': 4, 'deploy': 4,
     'trainer': 5,
     'train': 6, 'test': 6,
+    'tools': 7,
 }
 
 

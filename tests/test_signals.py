@@ -109,13 +109,9 @@ def test_fuse_video_sigterm_before_any_frame_leaves_no_partial_file(tmp_path):
     assert not out.exists() or cv2.VideoCapture(str(out)).read()[0]  # never an empty video
 
 
-def test_fuse_video_sigterm_keeps_the_finished_frames(tmp_path, capsys):
+def test_fuse_video_sigterm_keeps_the_finished_frames(tmp_path, capsys, monkeypatch):
     """In process: SIGTERM after the second frame; the video holds exactly those frames."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('script_fuse_sig', REPO / 'scripts' / 'fuse.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    from basicsr.tools import fuse as module
     write_video(tmp_path / 'vis.avi', 6, size=(16, 24))
     write_video(tmp_path / 'ir.avi', 6, size=(16, 24))
     original, calls = module.fuse_batch, []
@@ -126,7 +122,7 @@ def test_fuse_video_sigterm_keeps_the_finished_frames(tmp_path, capsys):
         calls.append(1)
         return original(*args, **kwargs)
 
-    module.fuse_batch = fuse_then_signal
+    monkeypatch.setattr(module, 'fuse_batch', fuse_then_signal)
     out = tmp_path / 'fused.avi'
     code = module.main(['--weights', str(checkpoint(tmp_path / 'c2.pth', 2)), '--vis', str(tmp_path / 'vis.avi'),
                         '--ir', str(tmp_path / 'ir.avi'), '--out', str(out), '--device', 'cpu'])
@@ -172,13 +168,9 @@ def test_gen_saliency_sigterm_keeps_the_masks(tmp_path, workers):
     assert 1 <= len(list(out.glob('*.png'))) < 400 and not leftovers(out)
 
 
-def test_evaluate_sigterm_writes_the_values_so_far(tmp_path, capsys):
+def test_evaluate_sigterm_writes_the_values_so_far(tmp_path, capsys, monkeypatch):
     """In process: the third image sends SIGTERM to this process, as a scheduler would."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('script_evaluate_sig', REPO / 'scripts' / 'evaluate.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    from basicsr.tools import evaluate as module
     data = write_pairs(tmp_path / 'data', n=6, size=(16, 20), masks=False)
     original, calls = module.evaluate_stem, []
 
@@ -188,7 +180,7 @@ def test_evaluate_sigterm_writes_the_values_so_far(tmp_path, capsys):
             os.kill(os.getpid(), signal.SIGTERM)
         return original(task)
 
-    module.evaluate_stem = evaluate_then_signal
+    monkeypatch.setattr(module, 'evaluate_stem', evaluate_then_signal)
     table = tmp_path / 'table.csv'
     code = module.main(['--fused', str(data['vis']), '--vis', str(data['vis']), '--ir', str(data['ir']),
                         '--out', str(table), '--workers', '1', '--metrics', 'EN'])

@@ -36,26 +36,22 @@ Exit status: 0; 1 when the two VSM outputs differ; 2 on bad arguments.
 """
 from __future__ import annotations
 
+import argparse
+import math
+import os
+import platform
 import sys
 from pathlib import Path
+from typing import Callable, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cv2
+import numpy as np
+import torch
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-from typing import Callable, Optional, Sequence, Tuple  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from basicsr.inference.timing import median_seconds  # noqa: E402
-from basicsr.utils.cli import parse_size_list, run_main  # noqa: E402
-from basicsr.utils.errors import ConfigError, DGFusionError  # noqa: E402
-from benchmark_network import markdown as table  # noqa: E402
+from basicsr.inference.timing import median_seconds
+from basicsr.utils.cli import parse_size_list, run_main
+from basicsr.utils.errors import ConfigError, DGFusionError
+from basicsr.tools.benchmark_network import markdown as table
 
 SECTIONS = ('net', 'vsm', 'metrics', 'onnx')
 DEFAULT_SECTIONS = ('net', 'vsm', 'metrics')  # onnx takes minutes at C=16: on request
@@ -95,7 +91,7 @@ def bench_net(args: argparse.Namespace, device: torch.device) -> dict:
     ``scripts/benchmark_network.py``); returns the figures for the JSON file."""
     from basicsr.archs.dgfusion_arch import DGFusion
     from basicsr.archs.dgfusion_published import dead_published_shapes
-    from benchmark_network import bench_network
+    from basicsr.tools.benchmark_network import bench_network
 
     c = args.channels
     ours = sum(p.numel() for p in DGFusion(c).parameters())

@@ -15,18 +15,17 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cv2
 
-import cv2  # noqa: E402
-
-from basicsr.data.download import download_hint  # noqa: E402
-from basicsr.metrics import (CONVENTIONS, compute_metrics, default_metrics,  # noqa: E402
+from basicsr.data.download import download_hint
+from basicsr.inference.loader import REPO_ROOT
+from basicsr.metrics import (CONVENTIONS, compute_metrics, default_metrics,
                              evaluate_prepared, higher_is_better, metrics_for, prepare_inputs,
                              read_image_rgb)
-from basicsr.utils.cli import run_main  # noqa: E402
-from basicsr.utils.errors import ConfigError  # noqa: E402
+from basicsr.utils.cli import run_main
+from basicsr.utils.errors import ConfigError
 
-TNO = Path(__file__).resolve().parents[1] / 'datasets' / 'TNO'
+TNO = REPO_ROOT / 'datasets' / 'TNO'
 
 
 def best_time(fn, repeat: int) -> float:

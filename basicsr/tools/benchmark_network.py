@@ -21,19 +21,16 @@ Accuracy is the max abs difference to the float64 evaluation of ``reference_forw
 """
 from __future__ import annotations
 
+import json
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import json  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: E402
-
-import torch  # noqa: E402
-
-from basicsr.inference.timing import median_seconds, synchronize  # noqa: E402
+from basicsr.inference.timing import median_seconds, synchronize
+from basicsr.utils.cli import run_module
 
 TRAIN_SHAPE = (4, 128, 128)
 # untimed training steps before the timing: optimiser state, kernels and, for the compiled row,
@@ -154,8 +151,8 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
 
 def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
     """Run :func:`run_worker` for ``spec`` in a fresh Python process."""
-    proc = subprocess.run([sys.executable, __file__, '--worker', json.dumps(spec)],
-                          capture_output=True, text=True, check=False)
+    proc = run_module('basicsr.tools.benchmark_network', ['--worker', json.dumps(spec)],
+                      capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ['no output'])[-1]
         raise RuntimeError(f"benchmark worker for '{spec['path']}' failed: {tail}")
@@ -250,9 +247,15 @@ def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return '\n'.join(lines + ['| ' + ' | '.join(row) + ' |' for row in rows])
 
 
-if __name__ == '__main__':
-    if len(sys.argv) == 3 and sys.argv[1] == '--worker':
-        print(json.dumps(run_worker(json.loads(sys.argv[2]))))
-        sys.exit(0)
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``--worker SPEC``: run :func:`run_worker` and print its JSON line (0); else usage (2)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) == 2 and argv[0] == '--worker':
+        print(json.dumps(run_worker(json.loads(argv[1]))))
+        return 0
     print("usage: this module is run by scripts/benchmark.py", file=sys.stderr)
-    sys.exit(2)
+    return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

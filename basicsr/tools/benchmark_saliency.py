@@ -15,30 +15,27 @@ and of PNG writing, and the end-to-end pairs/s of ``scripts/gen_saliency.py``'s 
 """
 from __future__ import annotations
 
+import argparse
+import os
+import statistics
 import sys
+import tempfile
+import time
 from pathlib import Path
+from typing import Callable, List, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cv2
 
-import argparse  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from typing import Callable, List, Tuple  # noqa: E402
-
-import cv2  # noqa: E402
-
-from basicsr.data.download import download_hint  # noqa: E402
-from basicsr.utils.cli import run_main  # noqa: E402
-from basicsr.utils.errors import DataError, DGFusionError  # noqa: E402
-from basicsr.utils.img_util import list_images  # noqa: E402
-from basicsr.utils.saliency import saliency_mask_u8  # noqa: E402
-from gen_saliency import PairJob, make_mask, run_jobs  # noqa: E402
+from basicsr.data.download import download_hint
+from basicsr.inference.loader import REPO_ROOT
+from basicsr.utils.cli import run_main
+from basicsr.utils.errors import DataError, DGFusionError
+from basicsr.utils.img_util import list_images
+from basicsr.utils.saliency import saliency_mask_u8
+from basicsr.tools.gen_saliency import PairJob, make_mask, run_jobs
 
 SIZE = (460, 630)
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / 'datasets' / 'VIFB'
+DEFAULT_DATA = REPO_ROOT / 'datasets' / 'VIFB'
 
 
 def find_pairs(data: Path) -> List[PairJob]:

@@ -20,18 +20,16 @@ from typing import Optional
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from basicsr.archs import DEFAULT_NETWORK_G, build_network  # noqa: E402
-from basicsr.archs.dgfusion_published import ours_to_published  # noqa: E402
-from basicsr.utils.checkpoint import (CKPT_FORMAT, check_format, describe_config,  # noqa: E402
+from basicsr.archs import DEFAULT_NETWORK_G, build_network
+from basicsr.archs.dgfusion_published import ours_to_published
+from basicsr.utils.checkpoint import (CKPT_FORMAT, check_format, describe_config,
                                       match_state, network_config, read_checkpoint, save_atomic,
                                       select_state)
-from basicsr.inference.loader import find_checkpoint  # noqa: E402
-from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP,  # noqa: E402
+from basicsr.inference.loader import find_checkpoint
+from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP,
                                   CheckpointError, DGFusionError)
-from basicsr.utils.fs import check_outputs_apart, ensure_writable_file  # noqa: E402
-from basicsr.utils.signals import sigterm_as_interrupt  # noqa: E402
+from basicsr.utils.fs import check_outputs_apart, ensure_writable_file
+from basicsr.utils.signals import sigterm_as_interrupt
 
 
 def convert(src: Path, dst: Path, to: str, key: Optional[str] = None) -> str:

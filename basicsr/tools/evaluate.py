@@ -51,24 +51,22 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tqdm import tqdm
 
-from tqdm import tqdm  # noqa: E402
-
-from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section,  # noqa: E402
+from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section,
                                            compare_images, convention_table, parse_compare,
                                            write_report)
-from basicsr.inference.report import means_table, write_csv  # noqa: E402
-from basicsr.inference.scoring import score  # noqa: E402
-from basicsr.metrics import (CONVENTIONS, DEFAULT_CONVENTION, default_metrics,  # noqa: E402
+from basicsr.inference.report import means_table, write_csv
+from basicsr.inference.scoring import score
+from basicsr.metrics import (CONVENTIONS, DEFAULT_CONVENTION, default_metrics,
                              higher_is_better, metrics_for, read_image_rgb)
-from basicsr.utils.cli import run_main  # noqa: E402
-from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError,  # noqa: E402
+from basicsr.utils.cli import run_main
+from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError,
                                   DGFusionError, Interrupted)
-from basicsr.data.pairs import match_folders  # noqa: E402
-from basicsr.utils import img_util  # noqa: E402
-from basicsr.utils.fs import check_outputs_apart, ensure_writable_file  # noqa: E402
-from basicsr.utils.ir_range import DEFAULT_IR_RANGE, IrRange, parse_ir_range  # noqa: E402
+from basicsr.data.pairs import match_folders
+from basicsr.utils import img_util
+from basicsr.utils.fs import check_outputs_apart, ensure_writable_file
+from basicsr.utils.ir_range import DEFAULT_IR_RANGE, IrRange, parse_ir_range
 
 
 

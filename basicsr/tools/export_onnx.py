@@ -20,17 +20,14 @@ named); 2 bad arguments or setup (one ``error: ...`` line); 130 interrupted.
 """
 from __future__ import annotations
 
+import argparse
 import sys
+import time
 from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import argparse  # noqa: E402
-import time  # noqa: E402
-from typing import List, Optional, Sequence, Tuple  # noqa: E402
-
-from basicsr.utils.cli import parse_size_list, run_main  # noqa: E402
-from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, CheckpointError,  # noqa: E402
+from basicsr.utils.cli import parse_size_list, run_main
+from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, CheckpointError,
                                   ConfigError)
 
 DEFAULT_CHECK_SIZES = '33x47,48x64,40x35'

@@ -50,37 +50,34 @@ the frames fused so far, and no partial file is left).
 """
 from __future__ import annotations
 
+import argparse
+import os
+import queue
 import sys
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
 
-import argparse  # noqa: E402
-import os  # noqa: E402
-import queue  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from basicsr.inference import (DEFAULT_OVERLAP, Pair, Stopwatch, check_tile, fuse,  # noqa: E402
+from basicsr.inference import (DEFAULT_OVERLAP, Pair, Stopwatch, check_tile, fuse,
                                latency_summary, load_model, match_folders, read_pair)
-from basicsr.utils.cli import run_main  # noqa: E402
-from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK,  # noqa: E402
+from basicsr.utils.cli import run_main
+from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK,
                                   ConfigError, DataError, DGFusionError, one_line)
-from basicsr.utils.fs import check_outputs_apart, ensure_writable_dir, ensure_writable_file  # noqa: E402
-from basicsr.utils.img_util import IMAGE_EXTENSIONS, tensor2img, write_image  # noqa: E402
-from basicsr.inference.fusion import resolve_overlap  # noqa: E402
-from basicsr.inference.baselines import BASELINES, BaselineModel  # noqa: E402
-from basicsr.data.layouts import LAYOUTS, get_layout, layout_pairs  # noqa: E402
-from basicsr.inference.loader import REFERENCE_WEIGHTS, REPO_ROOT, find_checkpoint  # noqa: E402
-from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, unit_to_u8  # noqa: E402
-from basicsr.utils.options import parse_device, resolve_checkpoint_path  # noqa: E402
+from basicsr.utils.fs import check_outputs_apart, ensure_writable_dir, ensure_writable_file
+from basicsr.utils.img_util import IMAGE_EXTENSIONS, tensor2img, write_image
+from basicsr.inference.fusion import resolve_overlap
+from basicsr.inference.baselines import BASELINES, BaselineModel
+from basicsr.data.layouts import LAYOUTS, get_layout, layout_pairs
+from basicsr.inference.loader import REFERENCE_WEIGHTS, REPO_ROOT, find_checkpoint
+from basicsr.utils.ir_range import DEFAULT_IR_RANGE, parse_ir_range, unit_to_u8
+from basicsr.utils.options import parse_device, resolve_checkpoint_path
 
 RESIZE_HINT = ' (resample one with --resize ir|vis)'
 VIDEO_CODECS = {'.avi': 'MJPG', '.mp4': 'mp4v', '.mov': 'mp4v', '.m4v': 'mp4v', '.mkv': 'MJPG'}

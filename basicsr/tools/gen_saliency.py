@@ -29,28 +29,25 @@ or SIGTERM keeps the masks already written and exits 130.
 """
 from __future__ import annotations
 
+import argparse
+import multiprocessing
+import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cv2
+from tqdm import tqdm
 
-import argparse  # noqa: E402
-import multiprocessing  # noqa: E402
-import os  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Callable, Dict, Iterable, List, Optional, Tuple  # noqa: E402
-
-import cv2  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from basicsr.data.layouts import LAYOUTS, get_layout, layout_pairs  # noqa: E402
-from basicsr.data.pairs import RESIZE_CHOICES, match_folders, read_sources  # noqa: E402
-from basicsr.utils.cli import run_main  # noqa: E402
-from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError,  # noqa: E402
+from basicsr.data.layouts import LAYOUTS, get_layout, layout_pairs
+from basicsr.data.pairs import RESIZE_CHOICES, match_folders, read_sources
+from basicsr.utils.cli import run_main
+from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError,
                                   DGFusionError, Interrupted, first_line)
-from basicsr.utils.fs import check_outputs_apart, ensure_writable_dir  # noqa: E402
-from basicsr.utils.saliency import MODES, saliency_mask_u8  # noqa: E402
-from basicsr.utils.yaml_io import load_yaml_file  # noqa: E402
+from basicsr.utils.fs import check_outputs_apart, ensure_writable_dir
+from basicsr.utils.saliency import MODES, saliency_mask_u8
+from basicsr.utils.yaml_io import load_yaml_file
 
 @dataclass(frozen=True)
 class PairJob:

@@ -21,25 +21,21 @@ Exit status: 0; 1 when an accuracy check fails its bound; 2 on bad arguments or 
 """
 from __future__ import annotations
 
+import argparse
+import json
+import math
 import sys
 from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple  # noqa: E402
-
-import torch  # noqa: E402
-
-from basicsr.archs.dgfusion_arch import DGFusion  # noqa: E402
-from basicsr.archs.dgfusion_reference import reference_forward  # noqa: E402
-from basicsr.inference.timing import median_seconds  # noqa: E402
-from basicsr.utils.cli import run_main  # noqa: E402
-from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP  # noqa: E402
-from benchmark_network import PeakMemory  # noqa: E402
+from basicsr.archs.dgfusion_arch import DGFusion
+from basicsr.archs.dgfusion_reference import reference_forward
+from basicsr.inference.timing import median_seconds
+from basicsr.utils.cli import run_main
+from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP
+from basicsr.tools.benchmark_network import PeakMemory
 
 FP32_BOUND = 5e-4  # max abs vs float64 (float32 rounding alone gives ~1.2e-4 at 256x320)
 

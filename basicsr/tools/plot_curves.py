@@ -15,24 +15,21 @@ Exit status: 0 written; 2 no run folder, no log records, or an unwritable ``--ou
 """
 from __future__ import annotations
 
+import argparse
+import csv
+import json
+import re
 import sys
 from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-from typing import Dict, List, Optional, Sequence, Tuple  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from basicsr.utils.cli import run_main  # noqa: E402
-from basicsr.utils.errors import EXIT_OK, ConfigError, DataError  # noqa: E402
-from basicsr.utils.fs import check_outputs_apart, ensure_writable_file  # noqa: E402
-from basicsr.utils.img_util import write_image  # noqa: E402
-from basicsr.utils.plotting import grid, line_chart, moving_average  # noqa: E402
+from basicsr.utils.cli import run_main
+from basicsr.utils.errors import EXIT_OK, ConfigError, DataError
+from basicsr.utils.fs import check_outputs_apart, ensure_writable_file
+from basicsr.utils.img_util import write_image
+from basicsr.utils.plotting import grid, line_chart, moving_average
 
 # log keys that are bookkeeping, not loss terms
 NOT_LOSSES = {'iter', 'lr', 'skipped', 'skipped_total', 'nonfinite_features', 'grad_norm', 'total'}

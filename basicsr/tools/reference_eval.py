@@ -32,32 +32,28 @@ Exit status: 0 done; 1 a set failed (named); 2 bad arguments or missing data; 13
 """
 from __future__ import annotations
 
+import argparse
+import csv
+import os
+import statistics
+import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
 
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Dict, List, Optional, Sequence, Tuple  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from basicsr.data.download import download_hint, file_sha256  # noqa: E402
-from basicsr.inference.loader import REFERENCE_WEIGHTS  # noqa: E402
-from basicsr.metrics import default_metrics, higher_is_better  # noqa: E402
-from basicsr.inference.report import atomic_write_text, read_csv  # noqa: E402
-from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section,  # noqa: E402
+from basicsr.data.download import download_hint, file_sha256
+from basicsr.inference.loader import REFERENCE_WEIGHTS, REPO_ROOT as REPO
+from basicsr.metrics import default_metrics, higher_is_better
+from basicsr.inference.report import atomic_write_text, read_csv
+from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section,
                                            convention_table, write_report)
-from basicsr.utils import img_util  # noqa: E402
-from basicsr.utils.cli import run_main  # noqa: E402
-from basicsr.utils.fs import check_outputs_apart  # noqa: E402
-from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError  # noqa: E402
+from basicsr.utils import img_util
+from basicsr.utils.cli import run_main, run_module
+from basicsr.utils.fs import check_outputs_apart
+from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError
 
 OURS, BASELINES = 'ours', ('average', 'maximum')
 VIFB_METHODS = ('IFCNN', 'SeAFusion', 'U2Fusion', 'VSMWLS')
@@ -115,11 +111,12 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 # ---------------------------------------------------------------- running the tools
 
-def tool(script: str, *args: object) -> subprocess.CompletedProcess:
-    """Run ``scripts/<script>`` with this interpreter; its output is shown as it comes."""
-    cmd = [sys.executable, str(REPO / 'scripts' / script)] + [str(a) for a in args]
-    print('$ ' + ' '.join(cmd[1:]), flush=True)
-    return subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+def tool(name: str, *args: object) -> subprocess.CompletedProcess:
+    """Run the command ``basicsr.tools.<name>`` in a fresh process of this interpreter; its
+    standard output is captured, its errors are shown as they come."""
+    module = f'basicsr.tools.{name}'
+    print(' '.join(['$ python -m', module, *map(str, args)]), flush=True)
+    return run_module(module, args, stdout=subprocess.PIPE, text=True)
 
 
 def subset_sources(es: EvalSet, data: Path, stems: Optional[Sequence[str]], work: Path
@@ -152,7 +149,7 @@ def fuse_set(es: EvalSet, vis: Path, ir: Path, weights: Path, work: Path) -> Non
     """Our fused images and the baselines' into ``work/<label>/``."""
     runs = [(OURS, ('--weights', weights))] + [(b, ('--engine', b)) for b in BASELINES]
     for label, how in runs:
-        done = tool('fuse.py', *how, '--vis', vis, '--ir', ir, '--out', work / label)
+        done = tool('fuse', *how, '--vis', vis, '--ir', ir, '--out', work / label)
         print(done.stdout, end='')
         if done.returncode != 0:
             raise DataError(f"{es.title}: fuse.py ({label}) exited with {done.returncode}")
@@ -176,7 +173,7 @@ def score_set(key: str, es: EvalSet, vis: Path, ir: Path, data: Path, work: Path
     csvs = {}
     for conv in es.conventions:
         path = out_dir / f"{key}_{conv}.csv"
-        done = tool('evaluate.py', '--fused', *folders, '--fused-suffix', *suffixes, '--vis', vis,
+        done = tool('evaluate', '--fused', *folders, '--fused-suffix', *suffixes, '--vis', vis,
                     '--ir', ir, '--convention', conv, '--metrics', *default_metrics(conv),
                     '--workers', workers, '--out', path, '--no-report')
         print(done.stdout, end='')

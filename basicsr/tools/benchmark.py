@@ -42,21 +42,22 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
 
-from basicsr.inference.timing import median_seconds
+from basicsr.inference.timing import median_ms
+from basicsr.tools.benchmark_network import markdown as table
 from basicsr.utils.cli import parse_size_list, run_main
 from basicsr.utils.errors import ConfigError, DGFusionError
-from basicsr.tools.benchmark_network import markdown as table
 
 SECTIONS = ('net', 'vsm', 'metrics', 'onnx')
 DEFAULT_SECTIONS = ('net', 'vsm', 'metrics')  # onnx takes minutes at C=16: on request
 ONNX_SIZES = ((256, 320), (640, 512))
 VSM_SIZE = (460, 630)
+CPU = torch.device('cpu')  # the VSM and metric sections time NumPy/OpenCV code
 METRIC_SIZE = (576, 768)
 
 
@@ -77,11 +78,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=1, help='untimed runs before timing')
     parser.add_argument('--threads', type=int, default=None, help='torch/OpenCV CPU threads')
     return parser.parse_args(argv)
-
-
-def median_ms(fn: Callable[[], object], repeat: int, warmup: int) -> float:
-    """Median wall time of ``fn()`` in ms over ``repeat`` calls after ``warmup`` calls (CPU)."""
-    return 1000.0 * median_seconds(fn, torch.device('cpu'), repeat, warmup)
 
 
 # ---------------------------------------------------------------- network
@@ -153,10 +149,10 @@ def bench_vsm(args: argparse.Namespace) -> bool:
     from basicsr.utils.saliency import saliency_table_int, vsm_saliency
 
     gray = synthetic_gray(VSM_SIZE, seed=0)
-    ms_ref = median_ms(lambda: vsm_reference(gray), args.repeat, args.warmup)
-    ms_ours = median_ms(lambda: vsm_saliency(gray), args.repeat, args.warmup)
-    ms_ref_t = median_ms(lambda: reference_table(gray), args.repeat, args.warmup)
-    ms_ours_t = median_ms(lambda: saliency_table_int(gray), args.repeat, args.warmup)
+    ms_ref = median_ms(lambda: vsm_reference(gray), CPU, args.repeat, args.warmup)
+    ms_ours = median_ms(lambda: vsm_saliency(gray), CPU, args.repeat, args.warmup)
+    ms_ref_t = median_ms(lambda: reference_table(gray), CPU, args.repeat, args.warmup)
+    ms_ours_t = median_ms(lambda: saliency_table_int(gray), CPU, args.repeat, args.warmup)
     ref, ours = vsm_reference(gray), vsm_saliency(gray)
     equal = ref.shape == ours.shape and bool(np.array_equal(ref, ours)) and \
         bool(np.array_equal(reference_table(gray), saliency_table_int(gray)))
@@ -189,11 +185,11 @@ def bench_metrics(args: argparse.Namespace) -> None:
     rows, total_single = [], 0.0
     for name in names:
         ms = median_ms(lambda: compute_metrics(fused, vis, ir, [name], 'cddfuse'),
-                       args.repeat, args.warmup)
+                       CPU, args.repeat, args.warmup)
         total_single += ms
         rows.append([name, f'{ms:.1f}'])
     ms_all = median_ms(lambda: compute_metrics(fused, vis, ir, names, 'cddfuse'),
-                       args.repeat, args.warmup)
+                       CPU, args.repeat, args.warmup)
     rows.append(['sum of the single calls', f'{total_single:.1f}'])
     rows.append([f'all {len(names)} in one call', f'{ms_all:.1f}'])
     print(f"\n### Metrics (cddfuse defaults), synthetic {METRIC_SIZE[0]}x{METRIC_SIZE[1]} gray, "

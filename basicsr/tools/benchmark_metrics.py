@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
+from typing import Callable, Optional, Sequence
 
 import cv2
+import torch
 
 from basicsr.data.download import download_hint
 from basicsr.inference.loader import REPO_ROOT
+from basicsr.inference.timing import timings
 from basicsr.metrics import (CONVENTIONS, compute_metrics, default_metrics,
                              evaluate_prepared, higher_is_better, metrics_for, prepare_inputs,
                              read_image_rgb)
@@ -28,14 +30,9 @@ from basicsr.utils.errors import ConfigError
 TNO = REPO_ROOT / 'datasets' / 'TNO'
 
 
-def best_time(fn, repeat: int) -> float:
-    """Smallest wall time of ``repeat`` calls, seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def best_time(fn: Callable[[], object], repeat: int) -> float:
+    """Smallest wall time of ``repeat`` calls, seconds (no warm-up: the first call counts)."""
+    return min(timings(fn, torch.device('cpu'), repeat, warmup=0))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main() -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description='Time the fusion metrics on one image triple.')
     parser.add_argument('--fused', type=Path)
     parser.add_argument('--vis', type=Path)
@@ -82,7 +79,7 @@ def main() -> int:
     parser.add_argument('--metrics', nargs='+', default=None)
     parser.add_argument('--repeat', type=int, default=3)
     parser.add_argument('--threads', type=int, default=1)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     return run_main(lambda: run(args))
 
 

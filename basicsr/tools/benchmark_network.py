@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from basicsr.inference.timing import median_seconds, synchronize
+from basicsr.inference.timing import median_ms, synchronize
 from basicsr.utils.cli import run_module
 
 TRAIN_SHAPE = (4, 128, 128)
@@ -41,11 +41,6 @@ TRAIN_WARMUP_STEPS = 3
 def conv_macs_per_pixel(net: torch.nn.Module) -> int:
     """Multiply-adds per pixel of all the network's 3x3 convolutions (each runs once per pixel)."""
     return sum(m.weight.numel() for m in net.modules() if isinstance(m, torch.nn.Conv2d))
-
-
-def _timed(fn, repeat: int, warmup: int, device: torch.device) -> float:
-    """Median milliseconds of ``fn()``."""
-    return 1000.0 * median_seconds(fn, device, repeat, warmup)
 
 
 class PeakMemory:
@@ -104,7 +99,7 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         conv = torch.nn.Conv2d(c8, c8, 3, padding=1).to(device, memory_format=torch.channels_last)
         x = torch.rand(1, c8, h, w, device=device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            ms = _timed(lambda: conv(x), spec['repeat'], spec['warmup'], device)
+            ms = median_ms(lambda: conv(x), device, spec['repeat'], spec['warmup'])
         return {'ms': ms, 'gmacs_per_s': 9 * c8 * c8 * h * w / ms / 1e6}
 
     if path.startswith('train'):
@@ -129,7 +124,7 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
             step()
         peak = PeakMemory(device)
         peak.start()
-        result['ms'] = _timed(step, spec['repeat'], 0, device)
+        result['ms'] = median_ms(step, device, spec['repeat'], 0)
         result['peak_bytes'] = peak.stop()
         return result
 
@@ -140,7 +135,7 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         run(*small)
         peak = PeakMemory(device)
         peak.start()
-        result['ms'] = _timed(lambda: run(vis_y, ir), spec['repeat'], spec['warmup'], device)
+        result['ms'] = median_ms(lambda: run(vis_y, ir), device, spec['repeat'], spec['warmup'])
         result['peak_bytes'] = peak.stop()
         out = run(vis_y, ir)
     if spec.get('ref_file'):

@@ -20,22 +20,24 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable, List, Tuple
 
 import cv2
+import torch
 
 from basicsr.data.download import download_hint
 from basicsr.inference.loader import REPO_ROOT
+from basicsr.inference.timing import Stopwatch, timings
+from basicsr.tools.gen_saliency import PairJob, make_mask, run_jobs
 from basicsr.utils.cli import run_main
 from basicsr.utils.errors import DataError, DGFusionError
 from basicsr.utils.img_util import list_images
 from basicsr.utils.saliency import saliency_mask_u8
-from basicsr.tools.gen_saliency import PairJob, make_mask, run_jobs
 
 SIZE = (460, 630)
 DEFAULT_DATA = REPO_ROOT / 'datasets' / 'VIFB'
+CPU = torch.device('cpu')
 
 
 def find_pairs(data: Path) -> List[PairJob]:
@@ -61,22 +63,16 @@ def time_ms(fn: Callable[[], object], repeat: int) -> Tuple[float, float]:
 
     The best time is what an unloaded core gives; the median includes other processes' noise.
     """
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
+    times = timings(fn, CPU, repeat, warmup=1)
     return 1000.0 * statistics.median(times), 1000.0 * min(times)
 
 
 def pairs_per_s(jobs: List[PairJob], workers: int) -> float:
-    start = time.perf_counter()
-    failed = [name for name, err in run_jobs(jobs, workers, 'bench') if err is not None]
-    elapsed = time.perf_counter() - start
+    with Stopwatch(CPU) as watch:
+        failed = [name for name, err in run_jobs(jobs, workers, 'bench') if err is not None]
     if failed:
         raise DataError(f"benchmark pairs failed: {', '.join(failed)}")
-    return len(jobs) / elapsed
+    return len(jobs) / watch.seconds
 
 
 def main(argv: List[str] | None = None) -> int:

@@ -24,7 +24,7 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py
 	@touch $(STAMP)
 
 install: $(STAMP)
-	@cd / && $(abspath $(BIN))/python -c '$(IMPORTS_HERE)' '$(CURDIR)' 2>/dev/null || { \
+	@(cd / && $(abspath $(BIN))/python -c '$(IMPORTS_HERE)' '$(CURDIR)') 2>/dev/null || { \
 		echo "$(VENV) imports basicsr from elsewhere: installing this checkout ($(CURDIR))"; \
 		$(BIN)/python -m pip install --no-deps --no-build-isolation -e . ; }
 

@@ -69,6 +69,11 @@ def one_interrupted_line(run: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def finished_pngs(folder: Path) -> List[Path]:
+    """The PNGs in ``folder`` that are written (an atomic write's temporary is a dot-file)."""
+    return [p for p in folder.glob('*.png') if not p.name.startswith('.')] if folder.is_dir() else []
+
+
 def leftovers(folder: Path) -> List[Path]:
     """Temporary, partial or empty files under ``folder``."""
     return [p for p in folder.rglob('*') if p.is_file() and (
@@ -80,7 +85,7 @@ def test_fuse_folder_sigterm_keeps_the_fused_images(tmp_path):
     out = tmp_path / 'fused'
     run = terminate_when([sys.executable, 'scripts/fuse.py', '--weights', str(checkpoint(tmp_path / 'c4.pth')),
                           '--vis', str(data['vis']), '--ir', str(data['ir']), '--out', str(out),
-                          '--device', 'cpu'], lambda: out.is_dir() and any(out.glob('*.png')))
+                          '--device', 'cpu'], lambda: bool(finished_pngs(out)))
     line = one_interrupted_line(run)
     written = sorted(out.glob('*.png'))
     assert 1 <= len(written) < 100 and f"{len(written)} img(s) fused" in line
@@ -147,7 +152,7 @@ val:
 """)
     out = tmp_path / 'results' / 'sig' / 'set_a'
     run = terminate_when([sys.executable, 'test.py', '-opt', str(opt)],
-                         lambda: out.is_dir() and len(list(out.glob('*.png'))) >= 2)
+                         lambda: len(finished_pngs(out)) >= 2)
     line = one_interrupted_line(run)
     rows = list(csv.reader(open(out / 'metrics_cddfuse.csv')))
     assert rows[0] == ['image', 'latency_ms', 'EN', 'SD']
@@ -163,7 +168,7 @@ def test_gen_saliency_sigterm_keeps_the_masks(tmp_path, workers):
     out = tmp_path / 'masks'
     run = terminate_when([sys.executable, 'scripts/gen_saliency.py', '--vis', str(data['vis']),
                           '--ir', str(data['ir']), '--out', str(out), '--workers', workers],
-                         lambda: out.is_dir() and any(out.glob('*.png')))
+                         lambda: bool(finished_pngs(out)))
     one_interrupted_line(run)
     assert 1 <= len(list(out.glob('*.png'))) < 400 and not leftovers(out)
 

@@ -69,7 +69,6 @@ from basicsr.utils.fs import check_outputs_apart, ensure_writable_file
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, IrRange, parse_ir_range
 
 
-
 def _short(items: Sequence[str], limit: int = 5) -> str:
     items = list(items)
     more = f' (+{len(items) - limit} more)' if len(items) > limit else ''
@@ -240,8 +239,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f'HTML report to write (default: {REPORT_NAME} beside --out)')
     parser.add_argument('--no-report', action='store_true', help='write no HTML report')
     return parser.parse_args(argv)
-
-
 
 
 def check_names(conv: str, requested: Optional[List[str]]) -> List[str]:

@@ -1,5 +1,8 @@
-"""Puts this checkout first on sys.path so tests import its ``basicsr`` package."""
-import sys
-from pathlib import Path
+"""Root conftest: pytest puts its folder, this checkout, first on the import path (prepend import
+mode), so tests import this checkout's ``basicsr``. The processes the tests start
+(``python scripts/x.py``, torchrun workers) get the same package through ``PYTHONPATH``."""
+import os
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from basicsr.utils.cli import package_env
+
+os.environ['PYTHONPATH'] = package_env()['PYTHONPATH']

@@ -7,6 +7,20 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).resolve().parent
 
+# dgfusion-<name> -> the module whose main(argv) -> exit code it runs (scripts/*.py run the same)
+CONSOLE_SCRIPTS = {
+    'train': 'basicsr.train',
+    'test': 'basicsr.test',
+    'fuse': 'basicsr.tools.fuse',
+    'evaluate': 'basicsr.tools.evaluate',
+    'saliency': 'basicsr.tools.gen_saliency',
+    'export': 'basicsr.tools.export_onnx',
+    'convert': 'basicsr.tools.convert_checkpoint',
+    'plot': 'basicsr.tools.plot_curves',
+    'benchmark': 'basicsr.tools.benchmark',
+    'download': 'basicsr.data.download',
+}
+
 spec = importlib.util.find_spec('basicsr')
 if spec is not None and spec.origin and Path(spec.origin).resolve().parent != HERE / 'basicsr':
     print(f"WARNING: another 'basicsr' package is installed at {Path(spec.origin).parent}; it "
@@ -21,7 +35,8 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['basicsr', 'basicsr.*']),
     package_data={'basicsr.data': ['manifest/*.csv']},
-    entry_points={'console_scripts': ['dgfusion-download = basicsr.data.download:main']},
+    entry_points={'console_scripts': [f'dgfusion-{name} = {module}:main'
+                                      for name, module in CONSOLE_SCRIPTS.items()]},
     python_requires='>=3.10',
     install_requires=[line.strip() for line in (HERE / 'requirements.txt').read_text().splitlines()
                       if line.strip() and not line.startswith('#')],

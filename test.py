@@ -1,9 +1,7 @@
 """Test DGFusion: ``python test.py -opt options/test/DGFusion.yml`` (see README)."""
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # this checkout's package first
-import basicsr  # noqa: E402
+import basicsr  # this checkout's: Python searches the script's own folder first
 
 if not getattr(basicsr, '__dgfusion__', False):
     sys.exit(f"error: 'import basicsr' loads {basicsr.__file__}, another package of the same name "

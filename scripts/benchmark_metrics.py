@@ -1,91 +1,10 @@
-"""Time every fusion metric on one image triple (per metric, best of N runs, this process).
+"""Time every fusion metric on one image triple.
 
-Usage (from the repository root):
-    python scripts/benchmark_metrics.py [--fused F --vis V --ir I] [--convention cddfuse]
-        [--metrics ... | all] [--repeat 3] [--threads 1]
-
-Without image paths it uses TNO 01 (576x768) from ``datasets/TNO``
-(``python scripts/download_data.py tno``).
-``--threads 1`` (default) limits OpenCV to one thread, so the timings are those of one core.
+Logic and options: ``basicsr/tools/benchmark_metrics.py``.
 """
-from __future__ import annotations
-
-import argparse
 import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import cv2  # noqa: E402
-
-from basicsr.data.download import download_hint  # noqa: E402
-from basicsr.metrics import (CONVENTIONS, compute_metrics, default_metrics,  # noqa: E402
-                             evaluate_prepared, higher_is_better, metrics_for, prepare_inputs,
-                             read_image_rgb)
-from basicsr.utils.cli import run_main  # noqa: E402
-from basicsr.utils.errors import ConfigError  # noqa: E402
-
-TNO = Path(__file__).resolve().parents[1] / 'datasets' / 'TNO'
-
-
-def best_time(fn, repeat: int) -> float:
-    """Smallest wall time of ``repeat`` calls, seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.convention not in CONVENTIONS:
-        raise ConfigError(f"--convention: unknown '{args.convention}' "
-                          f"(expected one of {', '.join(CONVENTIONS)})")
-    paths = [args.fused or TNO / 'fused' / 'SeAFusion' / '01.png',
-             args.vis or TNO / 'vis' / '01.png', args.ir or TNO / 'ir' / '01.png']
-    missing = [str(p) for p in paths if not Path(p).is_file()]
-    if missing:
-        raise ConfigError(f"{', '.join(missing)}: not found (give --fused/--vis/--ir, or get "
-                          f"the default with: {download_hint(TNO / 'vis')})")
-    fused, vis, ir = (read_image_rgb(p) for p in paths)
-    conv = args.convention
-    if args.metrics is None:
-        names = default_metrics(conv)
-    elif args.metrics == ['all']:
-        names = metrics_for(conv)
-    else:
-        names = list(args.metrics)
-    for name in names:
-        higher_is_better(name, conv)
-    cv2.setNumThreads(args.threads)
-
-    prepared = prepare_inputs(fused, vis, ir, conv)
-    print(f"{paths[0]} ({'x'.join(map(str, fused.shape))}), convention {conv}, "
-          f"best of {args.repeat}, {args.threads} OpenCV thread(s)")
-    t_prep = best_time(lambda: prepare_inputs(fused, vis, ir, conv), args.repeat)
-    print(f"{'prepare':10s} {t_prep:8.4f} s")
-    for name in names:
-        t = best_time(lambda: evaluate_prepared(prepared, [name]), args.repeat)
-        print(f"{name:10s} {t:8.4f} s")
-    total = best_time(lambda: compute_metrics(fused, vis, ir, names, conv), args.repeat)
-    print(f"{'all above':10s} {total:8.4f} s  (compute_metrics, {len(names)} metrics)")
-    return 0
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description='Time the fusion metrics on one image triple.')
-    parser.add_argument('--fused', type=Path)
-    parser.add_argument('--vis', type=Path)
-    parser.add_argument('--ir', type=Path)
-    parser.add_argument('--convention', default='cddfuse')
-    parser.add_argument('--metrics', nargs='+', default=None)
-    parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=1)
-    args = parser.parse_args()
-    return run_main(lambda: run(args))
-
+from basicsr.tools.benchmark_metrics import main
 
 if __name__ == '__main__':
     sys.exit(main())

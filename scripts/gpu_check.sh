@@ -17,7 +17,7 @@ echo "== CUDA-marked tests"
 "$PY" -m pytest -q -m cuda 2>&1 | tail -3 || status=1
 
 echo "== network figures"
-"$PY" scripts/gpu_check.py --json "$out/gpu_check.json" || status=1
+"$PY" -m basicsr.tools.gpu_check --json "$out/gpu_check.json" || status=1
 
 echo "== torchrun --nproc_per_node=1 (NCCL), 2 iterations on the demo dataset"
 "$PY" -m basicsr.data.demo >/dev/null

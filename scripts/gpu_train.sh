@@ -59,7 +59,7 @@ echo "== training $OPT on $DEVICE ($precision) for at most $minutes min, cosine 
 status=$?
 exp="$out/experiments/$name"
 if [ -d "$exp/checkpoints" ]; then
-  "$PY" scripts/convert_checkpoint.py --input "$exp/checkpoints" --output "$out/DGFusion_gpu.pth" \
+  "$PY" -m basicsr.tools.convert_checkpoint --input "$exp/checkpoints" --output "$out/DGFusion_gpu.pth" \
     --to ours || { [ $status -eq 0 ] && status=1; }
 fi
 for f in "$exp"/train_log.jsonl "$exp"/train_*.log "$exp"/options_resolved.yml; do

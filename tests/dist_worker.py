@@ -4,10 +4,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from basicsr.trainer import Trainer  # noqa: E402
-from basicsr.options import load_options  # noqa: E402
+from basicsr.options import load_options
+from basicsr.trainer import Trainer
 
 
 def main() -> int:

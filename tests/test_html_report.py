@@ -3,11 +3,10 @@ CSVs, the best cells follow each metric's direction, links reach the files, name
 from __future__ import annotations
 
 import csv
-import importlib.util
+import importlib
 import math
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -23,7 +22,7 @@ from basicsr.inference.html_report import (ImageColumn, MetricTable, Section, di
 from basicsr.inference.report import read_csv, write_csv
 from basicsr.test import main as run_test_cli
 from basicsr.utils.errors import ConfigError
-from tests.conftest import REPO, write_pairs
+from tests.conftest import write_pairs
 
 ODD = 'a<b&c"d'  # a name the HTML must escape
 
@@ -76,11 +75,8 @@ class Page(HTMLParser):
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f'html_{name}', REPO / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The module behind ``scripts/<name>.py``: ``basicsr.tools.<name>``."""
+    return importlib.import_module(f'basicsr.tools.{name}')
 
 
 def solid(path: Path, rgb, size=(24, 32)) -> Path:

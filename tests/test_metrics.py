@@ -596,11 +596,7 @@ def test_registry_entries_are_whole_image_metric_functions():
 
 
 def test_evaluate_ctrl_c_exits_130_with_one_line(folders, capsys, monkeypatch):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('script_evaluate_ctrl_c', ROOT / 'scripts' / 'evaluate.py')
-    evaluate = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = evaluate
-    spec.loader.exec_module(evaluate)
+    from basicsr.tools import evaluate
     real, calls = evaluate.evaluate_stem, []
 
     def stop_on_second(task):

@@ -3,8 +3,7 @@ fuse.py and export_onnx.py with nothing of it outside its own file; networks wit
 the generic behaviour."""
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 from pathlib import Path
 from typing import Tuple
 
@@ -20,7 +19,7 @@ from basicsr.inference.loader import load_network
 from basicsr.test import main as run_test_cli
 from basicsr.train import main as train_main
 from basicsr.utils.errors import ConfigError
-from tests.conftest import REPO, train_options, write_pairs
+from tests.conftest import train_options, write_pairs
 from tests.test_test_script import write_test_options
 from tests.toy_network import COMPILE_PREPARED, ExportableToy, ToyFusion, toy_bytes_per_pixel
 
@@ -28,10 +27,7 @@ from tests.toy_network import COMPILE_PREPARED, ExportableToy, ToyFusion, toy_by
 def run_tool(name: str, capsys, *args) -> Tuple[int, str, str]:
     """The command ``name`` (fuse, export_onnx) in this process: (exit status, stdout, stderr).
     The one place that knows where the commands live."""
-    spec = importlib.util.spec_from_file_location(f'script_{name}_toy', REPO / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses in the script look their module up
-    spec.loader.exec_module(module)
+    module = importlib.import_module(f'basicsr.tools.{name}')
     capsys.readouterr()
     status = module.main([str(a) for a in args])
     out = capsys.readouterr()

@@ -43,13 +43,10 @@ def run_script(name: str, *args) -> subprocess.CompletedProcess:
 
 
 def script_main(name: str, capsys, *args) -> Tuple[int, str]:
-    """Run ``scripts/<name>.py``'s ``main`` in this process: (exit status, stderr)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'script_{name}_onnx',
-                                                  REPO / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses in the script look their module up
-    spec.loader.exec_module(module)
+    """Run ``scripts/<name>.py``'s ``main`` (``basicsr.tools.<name>``) in this process:
+    (exit status, stderr)."""
+    import importlib
+    module = importlib.import_module(f'basicsr.tools.{name}')
     capsys.readouterr()
     status = module.main([str(a) for a in args])
     return status, capsys.readouterr().err
@@ -253,11 +250,7 @@ def test_published_weights_fixed_size_export_matches_canonical_reference(tmp_pat
 @needs_export
 @pytest.mark.slow
 def test_benchmark_onnx_row(monkeypatch, capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('script_benchmark_onnx',
-                                                  REPO / 'scripts' / 'benchmark.py')
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from basicsr.tools import benchmark as bench
     monkeypatch.setattr(bench, 'ONNX_SIZES', ((12, 10),))
     assert bench.main(['--only', 'onnx', '--channels', '2', '--repeat', '1', '--warmup', '0',
                        '--device', 'cpu']) == 0

@@ -7,9 +7,8 @@ leave the inputs byte for byte as they were.
 """
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
-import sys
 from pathlib import Path
 from typing import Dict
 
@@ -24,15 +23,12 @@ from basicsr.test import main as run_test_cli
 from basicsr.train import main as train_main
 from basicsr.utils.errors import ConfigError, OutputError
 from basicsr.utils.fs import check_outputs_apart, overlap
-from tests.conftest import REPO, train_options, write_pairs
+from tests.conftest import train_options, write_pairs
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f'script_{name}', REPO / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    """The module behind ``scripts/<name>.py``: ``basicsr.tools.<name>``."""
+    return importlib.import_module(f'basicsr.tools.{name}')
 
 
 def snapshot(*folders: Path) -> Dict[str, bytes]:

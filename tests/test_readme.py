@@ -11,10 +11,10 @@ neither run nor listed fails the test, so a new README command needs one or the 
 """
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 import shlex
-import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -235,12 +235,13 @@ def entry_point(script: str) -> Callable[[List[str]], int]:
     if script == 'test.py':
         from basicsr.test import main
         return main
-    # imported by its own name from scripts/ on sys.path, as the command itself would run it:
-    # worker processes started by spawn (gen_saliency, evaluate) import their task functions
-    scripts = str(REPO / 'scripts')
-    if scripts not in sys.path:
-        sys.path.insert(0, scripts)
-    return importlib.import_module(Path(script).stem).main
+    # the module the wrapper scripts/<name>.py runs (``from <module> import main``), imported by
+    # its package name: worker processes started by spawn (gen_saliency, evaluate) import their
+    # task functions from it
+    tree = ast.parse((REPO / script).read_text(encoding='utf-8'))
+    module = next(node.module for node in tree.body
+                  if isinstance(node, ast.ImportFrom) and [a.name for a in node.names] == ['main'])
+    return importlib.import_module(module).main
 
 
 def block_params():

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
+import importlib
 
 import cv2
 import numpy as np
@@ -11,15 +10,12 @@ import torch
 
 from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.test import main as run_test_cli
-from tests.conftest import REPO, write_pairs
+from tests.conftest import write_pairs
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f'claims_{name}', REPO / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The module behind ``scripts/<name>.py``: ``basicsr.tools.<name>``."""
+    return importlib.import_module(f'basicsr.tools.{name}')
 
 
 def test_evaluate_names_and_skips_a_missing_fused_image_and_scores_the_rest(tmp_path, capsys):

@@ -72,6 +72,7 @@ LAYERS = {
     'validation': 4, 'options': 4, 'deploy': 4,
     'trainer': 5,
     'train': 6, 'test': 6,
+    'tools': 7,
 }
 
 

@@ -47,11 +47,8 @@ def train_cli(capsys, *args) -> subprocess.CompletedProcess:
 
 def script_cli(capsys, name: str, *args) -> subprocess.CompletedProcess:
     """``scripts/<name>.py`` run in this process: exit code and captured output."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / 'scripts' / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    import importlib
+    module = importlib.import_module(f"basicsr.tools.{name}")
     capsys.readouterr()
     code = module.main([str(a) for a in args])
     out = capsys.readouterr()

@@ -1,7 +1,7 @@
 """scripts/fuse.py (one pair, folders, videos; robust to bad files) and scripts/benchmark.py."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -26,11 +26,8 @@ ENV = dict(os.environ, OMP_NUM_THREADS='1')
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f'script_{name}', REPO / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    """The module behind ``scripts/<name>.py``: ``basicsr.tools.<name>``."""
+    return importlib.import_module(f'basicsr.tools.{name}')
 
 
 def run_script(name: str, *args) -> subprocess.CompletedProcess:

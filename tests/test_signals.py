@@ -69,6 +69,11 @@ def one_interrupted_line(run: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def finished_pngs(folder: Path) -> List[Path]:
+    """The PNGs in ``folder`` that are written (an atomic write's temporary is a dot-file)."""
+    return [p for p in folder.glob('*.png') if not p.name.startswith('.')] if folder.is_dir() else []
+
+
 def leftovers(folder: Path) -> List[Path]:
     """Temporary, partial or empty files under ``folder``."""
     return [p for p in folder.rglob('*') if p.is_file() and (
@@ -80,7 +85,7 @@ def test_fuse_folder_sigterm_keeps_the_fused_images(tmp_path):
     out = tmp_path / 'fused'
     run = terminate_when([sys.executable, 'scripts/fuse.py', '--weights', str(checkpoint(tmp_path / 'c4.pth')),
                           '--vis', str(data['vis']), '--ir', str(data['ir']), '--out', str(out),
-                          '--device', 'cpu'], lambda: out.is_dir() and any(out.glob('*.png')))
+                          '--device', 'cpu'], lambda: bool(finished_pngs(out)))
     line = one_interrupted_line(run)
     written = sorted(out.glob('*.png'))
     assert 1 <= len(written) < 100 and f"{len(written)} img(s) fused" in line
@@ -109,13 +114,9 @@ def test_fuse_video_sigterm_before_any_frame_leaves_no_partial_file(tmp_path):
     assert not out.exists() or cv2.VideoCapture(str(out)).read()[0]  # never an empty video
 
 
-def test_fuse_video_sigterm_keeps_the_finished_frames(tmp_path, capsys):
+def test_fuse_video_sigterm_keeps_the_finished_frames(tmp_path, capsys, monkeypatch):
     """In process: SIGTERM after the second frame; the video holds exactly those frames."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('script_fuse_sig', REPO / 'scripts' / 'fuse.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    from basicsr.tools import fuse as module
     write_video(tmp_path / 'vis.avi', 6, size=(16, 24))
     write_video(tmp_path / 'ir.avi', 6, size=(16, 24))
     original, calls = module.fuse_batch, []
@@ -126,7 +127,7 @@ def test_fuse_video_sigterm_keeps_the_finished_frames(tmp_path, capsys):
         calls.append(1)
         return original(*args, **kwargs)
 
-    module.fuse_batch = fuse_then_signal
+    monkeypatch.setattr(module, 'fuse_batch', fuse_then_signal)
     out = tmp_path / 'fused.avi'
     code = module.main(['--weights', str(checkpoint(tmp_path / 'c2.pth', 2)), '--vis', str(tmp_path / 'vis.avi'),
                         '--ir', str(tmp_path / 'ir.avi'), '--out', str(out), '--device', 'cpu'])
@@ -151,7 +152,7 @@ val:
 """)
     out = tmp_path / 'results' / 'sig' / 'set_a'
     run = terminate_when([sys.executable, 'test.py', '-opt', str(opt)],
-                         lambda: out.is_dir() and len(list(out.glob('*.png'))) >= 2)
+                         lambda: len(finished_pngs(out)) >= 2)
     line = one_interrupted_line(run)
     rows = list(csv.reader(open(out / 'metrics_cddfuse.csv')))
     assert rows[0] == ['image', 'latency_ms', 'EN', 'SD']
@@ -167,18 +168,14 @@ def test_gen_saliency_sigterm_keeps_the_masks(tmp_path, workers):
     out = tmp_path / 'masks'
     run = terminate_when([sys.executable, 'scripts/gen_saliency.py', '--vis', str(data['vis']),
                           '--ir', str(data['ir']), '--out', str(out), '--workers', workers],
-                         lambda: out.is_dir() and any(out.glob('*.png')))
+                         lambda: bool(finished_pngs(out)))
     one_interrupted_line(run)
     assert 1 <= len(list(out.glob('*.png'))) < 400 and not leftovers(out)
 
 
-def test_evaluate_sigterm_writes_the_values_so_far(tmp_path, capsys):
+def test_evaluate_sigterm_writes_the_values_so_far(tmp_path, capsys, monkeypatch):
     """In process: the third image sends SIGTERM to this process, as a scheduler would."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('script_evaluate_sig', REPO / 'scripts' / 'evaluate.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    from basicsr.tools import evaluate as module
     data = write_pairs(tmp_path / 'data', n=6, size=(16, 20), masks=False)
     original, calls = module.evaluate_stem, []
 
@@ -188,7 +185,7 @@ def test_evaluate_sigterm_writes_the_values_so_far(tmp_path, capsys):
             os.kill(os.getpid(), signal.SIGTERM)
         return original(task)
 
-    module.evaluate_stem = evaluate_then_signal
+    monkeypatch.setattr(module, 'evaluate_stem', evaluate_then_signal)
     table = tmp_path / 'table.csv'
     code = module.main(['--fused', str(data['vis']), '--vis', str(data['vis']), '--ir', str(data['ir']),
                         '--out', str(table), '--workers', '1', '--metrics', 'EN'])

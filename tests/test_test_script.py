@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
+import importlib
 from pathlib import Path
 
 import cv2
@@ -49,11 +48,8 @@ def random_checkpoint(path: Path, seed: int = 0) -> Path:
 
 
 def load_evaluate():
-    spec = importlib.util.spec_from_file_location('script_evaluate', REPO / 'scripts' / 'evaluate.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The module behind ``scripts/evaluate.py``."""
+    return importlib.import_module('basicsr.tools.evaluate')
 
 
 

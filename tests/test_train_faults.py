@@ -3,7 +3,6 @@ skipped at run time up to ``max_bad_fraction``), stops of any kind (a checkpoint
 error in the run log), and diverged weights (never the resume point, refused by the loaders)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -306,10 +305,7 @@ def test_max_bad_fraction_is_checked(tmp_path, tiny_data, capsys, value):
 
 def test_fuse_refuses_nonfinite_weights(tmp_path, nonfinite_ckpt, capsys):
     data = write_pairs(tmp_path / 'data', n=1, size=(16, 16), masks=False)
-    spec = importlib.util.spec_from_file_location('script_fuse_faults', REPO / 'scripts' / 'fuse.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    from basicsr.tools import fuse as module
     code = module.main(['--weights', str(nonfinite_ckpt), '--vis', str(data['vis']),
                         '--ir', str(data['ir']), '--out', str(tmp_path / 'fused')])
     lines = capsys.readouterr().err.strip().splitlines()

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Optional, Tuple
 
 import torch
+
+from basicsr.inference.timing import median_ms
 
 ENGINES = ('torch', 'onnxruntime')
 
@@ -51,22 +51,13 @@ def _measure(engine: str, model_path: str, size: Tuple[int, int], repeat: int, w
     base = _rss_mib()
     if cuda:
         torch.cuda.reset_peak_memory_stats(dev)
-    times = []
     with torch.inference_mode():
-        for i in range(warmup + repeat):
-            if cuda:
-                torch.cuda.synchronize(dev)
-            start = time.perf_counter()
-            net(vis_y, ir)
-            if cuda:
-                torch.cuda.synchronize(dev)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
+        ms = median_ms(lambda: net(vis_y, ir), dev, repeat, warmup)
     if cuda:
         peak = torch.cuda.max_memory_allocated(dev) / 2 ** 20
     else:
         peak = None if base is None else _peak_rss_mib() - base
-    return 1000.0 * statistics.median(times), peak
+    return ms, peak
 
 
 def measure_in_subprocess(engine: str, model_path: str, size: Tuple[int, int], repeat: int,

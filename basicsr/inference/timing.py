@@ -1,4 +1,5 @@
-"""Latency measurement that waits for the GPU, and its one-line summary."""
+"""Latency measurement that waits for the GPU, and its one-line summary: the one timer of the
+benchmarks, the GPU check, validation and ``fuse``."""
 from __future__ import annotations
 
 import statistics
@@ -30,9 +31,10 @@ class Stopwatch:
         self.seconds = time.perf_counter() - self._start
 
 
-def median_seconds(fn: Callable[[], object], device: torch.device, repeat: int = 5,
-                   warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` over ``repeat`` calls after ``warmup`` untimed ones."""
+def timings(fn: Callable[[], object], device: torch.device, repeat: int = 5,
+            warmup: int = 1) -> List[float]:
+    """Wall seconds of each of ``repeat`` calls of ``fn()``, after ``warmup`` untimed ones;
+    each call is timed by a :class:`Stopwatch` on ``device``."""
     for _ in range(warmup):
         fn()
     times = []
@@ -40,7 +42,19 @@ def median_seconds(fn: Callable[[], object], device: torch.device, repeat: int =
         with Stopwatch(device) as watch:
             fn()
         times.append(watch.seconds)
-    return statistics.median(times)
+    return times
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, repeat: int = 5,
+                   warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` over ``repeat`` calls after ``warmup`` untimed ones."""
+    return statistics.median(timings(fn, device, repeat, warmup))
+
+
+def median_ms(fn: Callable[[], object], device: torch.device, repeat: int = 5,
+              warmup: int = 1) -> float:
+    """:func:`median_seconds` in milliseconds."""
+    return 1000.0 * median_seconds(fn, device, repeat, warmup)
 
 
 def latency_summary(seconds: Sequence[float], device: torch.device, what: str = 'image') -> str:

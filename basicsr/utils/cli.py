@@ -1,7 +1,11 @@
 """Pieces every command-line script shares: HxW size lists and the exit-code rule of ``main``."""
 from __future__ import annotations
 
-from typing import Callable, List, Tuple
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_SETUP, ConfigError, DGFusionError,
                                   Interrupted, one_line)
@@ -48,3 +52,19 @@ def _error(message: str) -> int:
     close_handlers()
     console(f"error: {message}", err=True)
     return EXIT_SETUP
+
+
+def package_env(env: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """A copy of ``env`` (default ``os.environ``) whose ``PYTHONPATH`` starts with the folder
+    holding this ``basicsr`` package, so a child process imports the same package."""
+    env = dict(os.environ if env is None else env)
+    root = str(Path(__file__).resolve().parents[2])
+    env['PYTHONPATH'] = os.pathsep.join([root] + [p for p in [env.get('PYTHONPATH')] if p])
+    return env
+
+
+def run_module(module: str, args: Sequence[object], **kwargs: Any) -> subprocess.CompletedProcess:
+    """Run ``python -m module args`` with this interpreter and :func:`package_env`; ``kwargs``
+    go to :func:`subprocess.run` (``capture_output``, ``stdout``, ``text``...)."""
+    return subprocess.run([sys.executable, '-m', module, *map(str, args)], env=package_env(),
+                          check=False, **kwargs)

@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dgfusion-installed
 
-.PHONY: install demo test test-all clean-demo
+.PHONY: install demo test test-all lint clean-demo
 
 # the folder of the basicsr package `python` imports from a neutral directory == this checkout's
 IMPORTS_HERE := import pathlib, sys, basicsr; \
@@ -37,6 +37,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
 
 test-all: install
 	$(BIN)/python -m pytest -q -m ""

@@ -40,7 +40,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--tile', type=int, default=None,
                    help='fuse in overlapping N x N tiles (N >= 32) to save memory; the output '
                         'differs from whole-frame fusion (see README)')
-    p.add_argument('--tile-overlap', type=int, default=None, help='pixels shared by neighbouring tiles (32, a quarter of smaller tiles)')
+    p.add_argument('--tile-overlap', type=int, default=None,
+                   help='pixels shared by neighbouring tiles (32, a quarter of smaller tiles)')
     p.add_argument('--compare', action='append', default=[], metavar='NAME=FOLDER',
                    help="another method's fused images to show beside ours in report.html, "
                         "e.g. SeAFusion=path/to/folder (repeatable)")

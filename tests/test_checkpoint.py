@@ -1,5 +1,6 @@
 """Checkpoint reading/writing, published <-> ours conversion, and the converter script."""
 import logging
+import pickle
 import subprocess
 import sys
 from collections import OrderedDict
@@ -214,7 +215,7 @@ def test_save_atomic_replaces_and_leaves_no_temp(tmp_path):
     save_atomic({'iter': 2, 'w': torch.arange(4)}, path)
     obj = read_checkpoint(path)
     assert obj['iter'] == 2 and torch.equal(obj['w'], torch.arange(4))
-    with pytest.raises(Exception):
+    with pytest.raises((AttributeError, pickle.PicklingError)):  # by Python version
         save_atomic({'iter': 3, 'bad': lambda: 0}, path)  # lambdas cannot be pickled
     assert read_checkpoint(path)['iter'] == 2
     assert [p.name for p in path.parent.iterdir()] == ['ckpt.pth']

@@ -290,12 +290,12 @@ def test_http_faults_are_named_nothing_half_written_and_a_rerun_resumes(toy, ser
     assert code == 1
     by_url = {('/base/owner/repo/' + 'c' * 40 + '/' + str(r['source_path']).replace(' ', '%20')): r
               for r in rows}
-    lines = [l for l in err.splitlines() if l.startswith('failed: ')]
+    lines = [ln for ln in err.splitlines() if ln.startswith('failed: ')]
     assert len(lines) == 3
     expect = {'404': 'HTTP 404', 'corrupt': 'SHA-256 mismatch', 'cut': 'transfer interrupted after'}
     for url, fault in faults.items():
         row = by_url[url]
-        line = next(l for l in lines if l.startswith(f"failed: {row['path']}: "))
+        line = next(ln for ln in lines if ln.startswith(f"failed: {row['path']}: "))
         assert expect[fault] in line
         assert not (toy['out'] / row['path']).exists()
     assert '1 fetched, 0 already in place, 3 failed' in out
@@ -387,7 +387,7 @@ def test_no_answer_from_the_server_stops_early_and_creates_nothing(toy, capsys, 
     code, out, err = run(capsys, 'toy', '--to', toy['out'], '--manifest', toy['manifest'])
     assert code == 1
     lines = err.strip().splitlines()
-    assert len(lines) == 4 and all(l.startswith('failed: ') for l in lines[:3])
+    assert len(lines) == 4 and all(ln.startswith('failed: ') for ln in lines[:3])
     assert 'cannot fetch http://127.0.0.1' in lines[0]
     assert lines[2] == 'failed: 2 more file(s) not tried: the server did not answer 2 times in a row'
     assert lines[3].startswith('4 file(s) failed: ')

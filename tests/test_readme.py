@@ -36,8 +36,8 @@ VIDEO_EXTS = ('.mp4', '.avi', '.mov', '.mkv')
 
 # command (regular expression on the command text) -> why it is not run by this test
 NOT_RUN: Dict[str, str] = {
-    r'^make (demo|test|test-all)\b': 'the demo training or the whole test suite (minutes); '
-                                     'CI runs them',
+    r'^make (demo|test|test-all|lint)\b': 'the demo training, the whole test suite (minutes) or '
+                                          'the linter; CI runs them',
     r'^(python3 -m venv|\. \.venv/bin/activate|pip install)': 'creates an environment or '
                                                               'installs packages (network)',
     r'^torchrun ': 'multi-process training',

@@ -274,9 +274,9 @@ def test_means_markdown_median_and_count():
     means['D']['EN'] = 10.0                                 # median of EN: (1 + 2) / 2 = 1.5
     means['A']['SD'], means['B']['SD'] = 5.0, 5.0           # median of SD: (3 + 5) / 2 = 4.0
     lines = mod.means_markdown(means, 'M', ['A', 'B', 'C', 'D'], 'cddfuse')
-    median = [l for l in lines if l.startswith('| median')][0]
+    median = [ln for ln in lines if ln.startswith('| median')][0]
     assert median.split('|')[2].strip() == '1.5000' and median.split('|')[3].strip() == '4.0000'
-    assert any('**7 of 8**' in l for l in lines)
+    assert any('**7 of 8**' in ln for ln in lines)
 
 
 def test_write_card_needs_markers(tmp_path):

@@ -104,7 +104,8 @@ def read_sources(vis: Union[str, Path], ir: Union[str, Path], border: int = 0,
     return vis_raw, ir_raw
 
 
-def read_pair(vis: Source, ir: Source, ir_range: IrRange = IrRange(), resize: Optional[str] = None,
+def read_pair(vis: Source, ir: Source, ir_range: IrRange = IrRange(),  # noqa: B008 (a frozen value)
+              resize: Optional[str] = None,
               ir_limits: Optional[Limits] = None, stem: Optional[str] = None,
               border: int = 0, size_hint: str = '') -> Pair:
     """Read one pair (files, or decoded arrays as stored: RGB/gray, uint8/uint16).
@@ -186,7 +187,7 @@ def match_folders(vis_dir: Union[str, Path], ir_dir: Union[str, Path],
             pairs.append({'stem': stem, **{role: listings[role][stem] for role, _ in folders}})
             continue
         present = next(listings[role][stem] for role, _ in folders if stem in listings[role])
-        for role, folder in absent:
+        for role, _ in absent:
             missing[role].append(stem)
         unmatched.append((stem, '; '.join(f"{present.name} has no {_ROLE_NOUNS[role]} in {folder}"
                                           for role, folder in absent)))

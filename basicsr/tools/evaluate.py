@@ -36,9 +36,9 @@ full images (see :mod:`basicsr.inference.html_report`).
 
 A source without its partner, a missing fused image, an unreadable image or one of the wrong
 size is reported by name and skipped; the others are still evaluated. ``--out`` may not be,
-contain or lie inside a ``--vis``, ``--ir`` or ``--fused`` folder (exit 2, before any work). Exit status: 0 done; 1 some images failed
-(each named); 2 bad arguments or setup (one ``error: ...`` line); 130 interrupted (the values
-so far are written to ``--out``).
+contain or lie inside a ``--vis``, ``--ir`` or ``--fused`` folder (exit 2, before any work).
+Exit status: 0 done; 1 some images failed (each named); 2 bad arguments or setup (one
+``error: ...`` line); 130 interrupted (the values so far are written to ``--out``).
 """
 from __future__ import annotations
 

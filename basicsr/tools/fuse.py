@@ -96,7 +96,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-ema', action='store_true', help="use 'params', not 'params_ema'")
     parser.add_argument('--tile', type=int, default=None, help='fuse in N x N tiles (N >= 32)')
     parser.add_argument('--tile-overlap', type=int, default=None,
-                        help=f'pixels shared by neighbouring tiles (default {DEFAULT_OVERLAP}, a quarter of smaller tiles)')
+                        help=f'pixels shared by neighbouring tiles (default {DEFAULT_OVERLAP}, '
+                             'a quarter of smaller tiles)')
     parser.add_argument('--ir-range', default=DEFAULT_IR_RANGE,
                         help=f'16-bit images: minmax, percentile:LO,HI or fixed:LO,HI (default {DEFAULT_IR_RANGE})')
     parser.add_argument('--resize', choices=('ir', 'vis'), default=None,

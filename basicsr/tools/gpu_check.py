@@ -105,7 +105,8 @@ def check_speed(net: DGFusion, device: torch.device, sizes, batches) -> Tuple[Li
                     continue
                 key = f'{size[0]}x{size[1]}_b{batch}_{mode}'
                 figures[key] = {'ms': 1000 * sec, 'fps': batch / sec, 'peak_bytes': peak}
-                mem = 'n/a' if peak is None else f'{peak / 2 ** 20:.0f} MiB ({peak / (batch * size[0] * size[1]):.0f} B/px)'
+                per_px = None if peak is None else peak / (batch * size[0] * size[1])
+                mem = 'n/a' if peak is None else f'{peak / 2 ** 20:.0f} MiB ({per_px:.0f} B/px)'
                 rows.append([f'lean {size[0]}x{size[1]} batch {batch} {mode}', f'{1000 * sec:.1f} ms',
                              f'{batch / sec:.1f} fps', mem])
     return rows, figures

@@ -115,7 +115,7 @@ def line_chart(series: Sequence[Tuple[str, Sequence[float], Sequence[float]]], t
         put_text(img, tick_text(t, x_step), (px, h - bottom + 14), 0.35, anchor='center')
     cv2.rectangle(img, (left, top), (w - right, h - bottom), BLACK, 1)
     put_text(img, x_label, (left + pw // 2, h - 6), 0.4, anchor='center')
-    for k, (label, arr) in enumerate(pts):
+    for k, (_, arr) in enumerate(pts):
         if not len(arr):
             continue
         color = PALETTE[k % len(PALETTE)]

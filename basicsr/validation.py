@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
-import cv2
 import torch
 import torch.nn as nn
 from tqdm import tqdm
@@ -22,15 +21,13 @@ from basicsr.data.contract import FusionDataset
 from basicsr.inference import Stopwatch, fuse
 from basicsr.inference.report import Row, markdown_table, mean_row, write_csv
 from basicsr.inference.scoring import score
-from basicsr.utils.errors import DGFusionError, one_line
+from basicsr.inference.video import PAIR_ERRORS
+from basicsr.utils.errors import one_line
 from basicsr.utils.img_util import tensor2img, write_image
 
 logger = logging.getLogger(__name__)
 
 __all__ = ['Outcome', 'iter_set', 'evaluate_set', 'mean_row', 'write_csv', 'format_table']
-
-# what one failing pair may raise without stopping the set (out of memory is a RuntimeError)
-PAIR_ERRORS = (DGFusionError, RuntimeError, ValueError, OSError, cv2.error)
 
 
 @dataclass

@@ -50,7 +50,7 @@ import torch
 
 from basicsr.inference.timing import median_ms
 from basicsr.tools.benchmark_network import markdown as table
-from basicsr.utils.cli import parse_size_list, run_main
+from basicsr.utils.cli import command, parse_size_list
 from basicsr.utils.errors import ConfigError, DGFusionError
 
 SECTIONS = ('net', 'vsm', 'metrics', 'onnx')
@@ -282,10 +282,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    return run_main(lambda: run(args))
-
+main = command(parse_args, run)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -60,7 +60,7 @@ from basicsr.inference.report import means_table, write_csv
 from basicsr.inference.scoring import score
 from basicsr.metrics import (CONVENTIONS, DEFAULT_CONVENTION, default_metrics,
                              higher_is_better, metrics_for, read_image_rgb)
-from basicsr.utils.cli import run_main
+from basicsr.utils.cli import command
 from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError,
                                   DGFusionError, Interrupted)
 from basicsr.data.pairs import match_folders
@@ -356,10 +356,7 @@ def collect(per_stem: Dict[str, StemResult], methods: Dict[str, Dict[str, Path]]
     return groups, notes, failures
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_main(lambda: run(args))
-
+main = command(parse_args, run)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from basicsr.utils.cli import parse_size_list, run_main
+from basicsr.utils.cli import command, parse_size_list
 from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError
 
 DEFAULT_CHECK_SIZES = '33x47,48x64,40x35'
@@ -122,10 +122,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    return run_main(lambda: run(args))
-
+main = command(parse_args, run)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -67,8 +67,8 @@ from basicsr.inference.fusion import resolve_overlap
 from basicsr.inference.loader import REFERENCE_WEIGHTS, REPO_ROOT, find_checkpoint
 from basicsr.inference.video import PAIR_ERRORS, Item, batches, prefetch
 from basicsr.tools.fuse_plan import SAVE_KINDS, check_args, plan_run
-from basicsr.utils.cli import run_main
-from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, ConfigError,
+from basicsr.utils.cli import command, exit_status
+from basicsr.utils.errors import (EXIT_INTERRUPTED, ConfigError,
                                   DataError, one_line)
 from basicsr.utils.img_util import tensor2img
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, unit_to_u8
@@ -257,16 +257,10 @@ def run(args: argparse.Namespace) -> int:
     if plan.mode != 'single' and elapsed > 0:
         print(f"{done} {unit}(s) in {elapsed:.1f} s ({done / elapsed:.2f} {unit}/s with reading and writing)")
     print(f"wrote {done} of {done + len(failed)} to {plan.where}")
-    if failed:
-        print(f"{len(failed)} failed: {', '.join(failed)}", file=sys.stderr)
-        return EXIT_ITEMS_FAILED
-    return EXIT_OK
+    return exit_status(failed)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    return run_main(lambda: run(args))
-
+main = command(parse_args, run)
 
 if __name__ == '__main__':
     sys.exit(main())

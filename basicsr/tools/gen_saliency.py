@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from basicsr.data.layouts import LAYOUTS, get_layout, layout_pairs
 from basicsr.data.pairs import RESIZE_CHOICES, match_folders, read_sources
-from basicsr.utils.cli import run_main
+from basicsr.utils.cli import command
 from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError,
                                   DGFusionError, Interrupted, first_line)
 from basicsr.utils.fs import check_outputs_apart, ensure_writable_dir
@@ -358,10 +358,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_ITEMS_FAILED if any_failed else EXIT_OK
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    return run_main(lambda: run(args))
-
+main = command(parse_args, run)
 
 if __name__ == '__main__':
     sys.exit(main())

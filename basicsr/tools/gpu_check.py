@@ -33,7 +33,7 @@ import torch
 from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.archs.dgfusion.reference import reference_forward
 from basicsr.inference.timing import median_seconds
-from basicsr.utils.cli import run_main
+from basicsr.utils.cli import command
 from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP
 from basicsr.tools.benchmark_network import PeakMemory
 
@@ -145,11 +145,6 @@ def check_training(channels: int, device: torch.device, shape, steps: int) -> Tu
             f'{1 / sec:.2f} it/s', ''], 1 / sec
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    return run_main(lambda: run(args))
-
-
 def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
@@ -190,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nfigures written to {args.json}")
     return EXIT_OK if ok else EXIT_ITEMS_FAILED
 
+
+main = command(parse_args, run)
 
 if __name__ == '__main__':
     sys.exit(main())

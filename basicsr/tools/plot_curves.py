@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from basicsr.utils.cli import run_main
+from basicsr.utils.cli import command
 from basicsr.utils.errors import EXIT_OK, ConfigError, DataError
 from basicsr.utils.fs import check_outputs_apart, ensure_writable_file
 from basicsr.utils.img_util import write_image
@@ -131,10 +131,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    return run_main(lambda: run(args))
-
+main = command(parse_args, run)
 
 if __name__ == '__main__':
     sys.exit(main())

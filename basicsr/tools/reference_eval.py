@@ -51,9 +51,9 @@ from basicsr.inference.report import atomic_write_text, read_csv
 from basicsr.inference.html_report import (REPORT_NAME, ImageColumn, Section,
                                            convention_table, write_report)
 from basicsr.utils import img_util
-from basicsr.utils.cli import run_main, run_module
+from basicsr.utils.cli import command, exit_status, run_module
 from basicsr.utils.fs import check_outputs_apart
-from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataError
+from basicsr.utils.errors import ConfigError, DataError
 
 OURS, BASELINES = 'ours', ('average', 'maximum')
 VIFB_METHODS = ('IFCNN', 'SeAFusion', 'U2Fusion', 'VSMWLS')
@@ -384,16 +384,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"report -> {report}")
     for line in border_markdown(works):
         print(line)
-    if failed:
-        print(f"{len(failed)} set(s) failed: {', '.join(failed)}", file=sys.stderr)
-        return EXIT_ITEMS_FAILED
-    return EXIT_OK
+    return exit_status(failed, 'set(s)')
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    return run_main(lambda: run(args))
-
+main = command(parse_args, run)
 
 if __name__ == '__main__':
     sys.exit(main())

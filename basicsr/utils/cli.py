@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_SETUP, ConfigError, DGFusionError,
-                                  Interrupted, one_line)
+from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP,
+                                  ConfigError, DGFusionError, Interrupted, one_line)
 from basicsr.utils.logger import close_handlers, console, log_to_files
 from basicsr.utils.signals import sigterm_as_interrupt
 
@@ -22,6 +22,25 @@ def parse_size_list(text: str, option: str) -> List[Tuple[int, int]]:
             raise ConfigError(f"{option}: '{item.strip()}' is not HxW with positive integers")
         sizes.append((int(parts[0]), int(parts[1])))
     return sizes
+
+
+def command(parse_args: Callable[[Optional[Sequence[str]]], Any],
+            run: Callable[[Any], int]) -> Callable[[Optional[Sequence[str]]], int]:
+    """The ``main(argv=None)`` of a command line tool: ``parse_args(argv)`` (argparse exits 2 on
+    bad arguments), then ``run(args)`` under :func:`run_main`'s rules; returns the exit status."""
+    def main(argv: Optional[Sequence[str]] = None) -> int:
+        args = parse_args(argv)
+        return run_main(lambda: run(args))
+    return main
+
+
+def exit_status(failed: Sequence[str], what: str = '') -> int:
+    """EXIT_OK, or EXIT_ITEMS_FAILED after naming the failed items on stderr in one line:
+    ``2 set(s) failed: a, b`` (``what`` = 'set(s)')."""
+    if not failed:
+        return EXIT_OK
+    print(f"{len(failed)}{' ' + what if what else ''} failed: {', '.join(failed)}", file=sys.stderr)
+    return EXIT_ITEMS_FAILED
 
 
 def run_main(work: Callable[[], int]) -> int:

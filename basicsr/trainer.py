@@ -15,7 +15,7 @@ from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from basicsr.data import build_dataset, build_eval_loader, build_train_loader
-from basicsr.data.fusion_dataset import UnreadablePairsError, check_bad_pairs, describe
+from basicsr.data.contract import UnreadablePairsError, check_bad_pairs
 from basicsr.models import MODEL_REGISTRY
 from basicsr.models.fusion_model import TrainingDiverged
 from basicsr.options import LoadedOptions
@@ -122,7 +122,7 @@ class Trainer:
         ds_opt = opt['datasets']['train']
         self.train_set = build_dataset(ds_opt)
         self.bad_pairs: Dict[str, str] = {}  # stem -> reason, over every loader process
-        logger.info('train set: %s', describe(self.train_set))
+        logger.info('train set: %s', self.train_set.summary())
         self.train_loader = build_train_loader(self.train_set, ds_opt, opt['manual_seed'], self.world,
                                                self.rank, self.start_iter)
         self.val_loader = None
@@ -384,8 +384,8 @@ class Trainer:
                 if stem not in self.bad_pairs:
                     self.bad_pairs[stem] = reason
                     logger.warning('skipped unreadable training pair %s (%d of %d pairs so far): '
-                                   '%s', stem, len(self.bad_pairs), self.train_set.num_pairs, reason)
-        check_bad_pairs(self.bad_pairs, self.train_set.num_pairs, self.train_set.max_bad_fraction)
+                                   '%s', stem, len(self.bad_pairs), len(self.train_set.pairs), reason)
+        check_bad_pairs(self.bad_pairs, len(self.train_set.pairs), self.train_set.max_bad_fraction)
 
     def _save_on_stop(self, it: int, last_saved: int) -> int:
         """Save iteration ``it`` before a stop unless it is saved already; returns the

@@ -45,3 +45,15 @@ def test_resolve_checkpoint_path(tmp_path):
     assert resolve_checkpoint_path(first) == first
     assert resolve_checkpoint_path(folder.root) == folder.path_for(2)
     assert resolve_checkpoint_path(tmp_path / 'absent') is None
+
+
+def test_newest_without_a_pointer_prefers_the_periodic_files(tmp_path):
+    """A folder without ``latest``: the newest iter_*.pth wins over other *.pth names that sort
+    after it (``net.pth`` > ``iter_...`` by name)."""
+    from basicsr.utils.checkpoint_folder import CheckpointFolder
+    for name in ('iter_00000002.pth', 'iter_00000010.pth', 'net.pth'):
+        (tmp_path / name).write_bytes(b'x')
+    assert CheckpointFolder(tmp_path).newest() == tmp_path / 'iter_00000010.pth'
+    for name in ('iter_00000002.pth', 'iter_00000010.pth'):
+        (tmp_path / name).unlink()
+    assert CheckpointFolder(tmp_path).newest() == tmp_path / 'net.pth'

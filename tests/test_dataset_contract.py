@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 import torch
 
-from basicsr.data.contract import FusionDataset, ProblemLog
+from basicsr.data.contract import FusionDataset, ProblemLog, TrainingSet
 from basicsr.data.fusion_dataset import PairedFusionDataset
 from basicsr.data.pairs import Pair, read_pair
 from basicsr.options import load_options
@@ -68,6 +68,17 @@ def test_paired_dataset_meets_the_contract(tmp_path):
     dataset = PairedFusionDataset(str(data['vis']), str(data['ir']))
     assert isinstance(dataset, FusionDataset)
     assert dataset.read(1).stem == dataset.pairs[1]['stem'] == '001'
+    assert not isinstance(ListFusionDataset.__new__(ListFusionDataset), TrainingSet)
+
+
+def test_paired_training_set_meets_the_training_contract(tmp_path):
+    data = write_pairs(tmp_path, n=3, size=(20, 24), masks=True)
+    dataset = PairedFusionDataset(str(data['vis']), str(data['ir']), str(data['mask']),
+                                  phase='train', patch_size=16)
+    assert isinstance(dataset, TrainingSet)
+    item = dataset[0]
+    assert item['vis'].shape[-2:] == item['ir'].shape[-2:] == item['mask'].shape[-2:] == (16, 16)
+    assert dataset.summary().startswith('3 pairs, phase train, masks: ')
 
 
 def test_option_checker_asks_the_registered_class(tmp_path, list_dataset):

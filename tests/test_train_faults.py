@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from basicsr.archs.dgfusion.module import DGFusion
-from basicsr.data.fusion_dataset import PairedFusionDataset, UnreadablePairsError
+from basicsr.data.contract import UnreadablePairsError
+from basicsr.data.fusion_dataset import PairedFusionDataset
 from basicsr.models.fusion_model import FusionModel
 from basicsr.test import main as run_test_cli
 from basicsr.train import main as train_main

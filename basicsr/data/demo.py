@@ -36,6 +36,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from basicsr.data.saliency import saliency_mask
 from basicsr.utils.errors import ConfigError, DataError, DGFusionError
 
 logger = logging.getLogger(__name__)
@@ -231,18 +232,6 @@ def render_pair(seed: int, split: str, index: int, size: Tuple[int, int] = (128,
 MaskFn = Callable[[Array, Array, str], Array]
 
 
-def _load_saliency() -> Optional[MaskFn]:
-    """The VSM mask function, or None when ``basicsr.data.saliency`` is not installed."""
-    try:
-        from basicsr.data.saliency import saliency_mask
-    except ModuleNotFoundError as err:
-        if err.name not in ('basicsr.data.saliency',):
-            raise
-        logger.warning('basicsr.data.saliency is not available: writing the demo without masks')
-        return None
-    return saliency_mask
-
-
 def _write_png(path: Path, img: Array) -> None:
     ok, buf = cv2.imencode('.png', img)
     if not ok:
@@ -251,8 +240,8 @@ def _write_png(path: Path, img: Array) -> None:
 
 
 def _write_split(folder: Path, split: str, count: int, size: Tuple[int, int], seed: int,
-                 mask_fn: Optional[MaskFn]) -> None:
-    kinds = ['vis', 'ir'] + (['mask'] if split == 'train' and mask_fn is not None else [])
+                 mask_fn: MaskFn) -> None:
+    kinds = ['vis', 'ir'] + (['mask'] if split == 'train' else [])
     for kind in kinds:
         (folder / split / kind).mkdir(parents=True)
     for index in range(count):
@@ -360,9 +349,8 @@ def make_demo_dataset(root: Union[str, Path] = 'datasets/demo', n_train: int = 3
     """
     size = _validate(n_train, n_test, size, seed)
     root = Path(root)
-    mask_fn = _load_saliency()
     want = {'generator_version': GENERATOR_VERSION, 'n_train': int(n_train), 'n_test': int(n_test),
-            'size': list(size), 'seed': int(seed), 'masks': mask_fn is not None}
+            'size': list(size), 'seed': int(seed), 'masks': True}
     if not force and _read_marker(root) == want:
         logger.info('demo dataset already complete at %s', root)
         return root
@@ -374,7 +362,7 @@ def make_demo_dataset(root: Union[str, Path] = 'datasets/demo', n_train: int = 3
     start = time.perf_counter()
     tmp = _fresh_folder(root, 'partial')
     try:
-        _write_split(tmp, 'train', n_train, size, seed, mask_fn)
+        _write_split(tmp, 'train', n_train, size, seed, saliency_mask)
         _write_split(tmp, 'test', n_test, size, seed, None)
         (tmp / MARKER_NAME).write_text(json.dumps(want, indent=1) + '\n', encoding='utf-8')
         _swap_in(tmp, root, want)

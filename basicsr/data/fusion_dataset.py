@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 from torch.utils.data import Dataset
 
-from basicsr.data.contract import ProblemLog
+from basicsr.data.contract import ProblemLog, UnreadablePairsError, check_bad_pairs
 from basicsr.data.layouts import get_layout, layout_pairs
 from basicsr.data.option_checks import check_folders, data_folders
 from basicsr.data.pairs import RESIZE_CHOICES, Pair, match_folders, read_pair, read_sources
@@ -19,22 +19,6 @@ from basicsr.utils.registry import DATASET_REGISTRY
 
 
 DEFAULT_MAX_BAD_FRACTION = 0.05
-
-
-class UnreadablePairsError(DataError):
-    """More training pairs are unreadable than ``max_bad_fraction`` allows."""
-
-
-def check_bad_pairs(bad: Dict[str, str], num_pairs: int, max_fraction: float) -> None:
-    """Raise :class:`UnreadablePairsError` when the unreadable pairs ``bad`` (stem -> reason) are
-    more than ``max_fraction`` of ``num_pairs``; the message names each of them."""
-    if len(bad) <= max_fraction * num_pairs:
-        return
-    shown = '; '.join(list(bad.values())[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else '')
-    raise UnreadablePairsError(
-        f"{len(bad)} of {num_pairs} training pairs cannot be read, more than "
-        f"datasets.train.max_bad_fraction {max_fraction:g} allows ({shown}); repair or remove "
-        f"them (or raise max_bad_fraction), then continue with --auto-resume")
 
 
 @DATASET_REGISTRY.register()
@@ -158,9 +142,9 @@ class PairedFusionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs) * (self.enlarge_ratio if self.phase == 'train' else 1)
 
-    @property
-    def num_pairs(self) -> int:
-        return len(self.pairs)
+    def summary(self) -> str:
+        """One line for the run's log (the training contract)."""
+        return f"{len(self.pairs)} pairs, phase {self.phase}, masks: {self.mask_source or 'none'}"
 
     def _load_mask(self, index: int, vis: np.ndarray, ir: np.ndarray) -> np.ndarray:
         if index in self._mask_cache:
@@ -242,10 +226,3 @@ class PairedFusionDataset(Dataset):
         if len(images) > 2:
             item['mask'] = img2tensor(images[2])
         return item
-
-
-def describe(dataset: PairedFusionDataset) -> str:
-    """One-line summary for logs."""
-    mask = dataset.mask_source or 'none'
-    return f"{dataset.num_pairs} pairs, phase {dataset.phase}, masks: {mask}"
-

@@ -9,29 +9,15 @@ size after loading (Linux; CUDA: ``torch.cuda.max_memory_allocated``). None wher
 from __future__ import annotations
 
 import multiprocessing
-import resource
-import sys
 from pathlib import Path
 from typing import Optional, Tuple
 
 import torch
 
 from basicsr.inference.timing import median_ms
+from basicsr.utils.process_memory import peak_rss_bytes, rss_bytes
 
 ENGINES = ('torch', 'onnxruntime')
-
-
-def _rss_mib() -> Optional[float]:
-    try:
-        pages = int(Path('/proc/self/statm').read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return pages * resource.getpagesize() / 2 ** 20
-
-
-def _peak_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2 ** 20 if sys.platform == 'darwin' else peak / 2 ** 10  # bytes / KiB
 
 
 def _measure(engine: str, model_path: str, size: Tuple[int, int], repeat: int, warmup: int,
@@ -48,7 +34,7 @@ def _measure(engine: str, model_path: str, size: Tuple[int, int], repeat: int, w
     vis_y = torch.rand(1, 1, *size, device=dev)
     ir = torch.rand(1, 1, *size, device=dev)
     cuda = dev.type == 'cuda'
-    base = _rss_mib()
+    base = rss_bytes()
     if cuda:
         torch.cuda.reset_peak_memory_stats(dev)
     with torch.inference_mode():
@@ -56,7 +42,8 @@ def _measure(engine: str, model_path: str, size: Tuple[int, int], repeat: int, w
     if cuda:
         peak = torch.cuda.max_memory_allocated(dev) / 2 ** 20
     else:
-        peak = None if base is None else _peak_rss_mib() - base
+        now = peak_rss_bytes()
+        peak = None if base is None or now is None else (now - base) / 2 ** 20
     return ms, peak
 
 

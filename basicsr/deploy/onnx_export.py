@@ -114,7 +114,7 @@ def export_onnx(net: nn.Module, out: Path, opset: int = DEFAULT_OPSET,
         meta = {'network.type': str(network_g['type']),
                 'network.config': json.dumps(network_g, sort_keys=True),
                 'network.parameters': str(sum(p.numel() for p in net.parameters())),
-                'network.precision': 'fp16 convolutions, fp32 spectra' if fp16 else 'fp32',
+                'network.precision': 'fp16 where the exportable module allows, else fp32' if fp16 else 'fp32',
                 'network.io': 'vis_y, ir (B,1,H,W) float32 in [0,1] -> fused_y (B,1,H,W) '
                               'float32, not clamped'}
         for key, value in meta.items():

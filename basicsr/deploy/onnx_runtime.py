@@ -72,7 +72,7 @@ class OnnxNetwork:
         inputs = self.session.get_inputs()
         outputs = [o.name for o in self.session.get_outputs()]
         if [i.name for i in inputs] != INPUT_NAMES or outputs != [OUTPUT_NAME]:
-            raise CheckpointError(f"{self.path}: expected a DGFusion export with inputs "
+            raise CheckpointError(f"{self.path}: expected a fusion network export with inputs "
                                   f"{INPUT_NAMES} and output {OUTPUT_NAME!r}, found "
                                   f"{[i.name for i in inputs]} -> {outputs}")
         shape = inputs[0].shape

@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     python scripts/gen_saliency.py --vis DIR --ir DIR --out DIR [--mode dgfusion|weighted]
                                    [--workers N] [--force]
-    python scripts/gen_saliency.py -opt options/train/dgfusion_msrs.yml [--force]
+    python scripts/gen_saliency.py -opt options/train/DGFusion_RoadScene.yml [--force]
     python scripts/gen_saliency.py --layout msrs --root DIR --split train --out DIR
                                    [--border N] [--resize ir|vis]
 

@@ -1,1 +1,1 @@
-"""Bottom layer: registries, options, errors, logging, distribution, image io, checkpoints."""
+"""Bottom layer: registries, errors, logging, distribution, image io, checkpoints, command lines."""

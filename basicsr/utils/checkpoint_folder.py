@@ -50,13 +50,14 @@ class CheckpointFolder:
                 old.unlink(missing_ok=True)
 
     def newest(self) -> Optional[Path]:
-        """The file ``latest`` names if it exists, else the last ``*.pth`` by name, else None."""
+        """The file ``latest`` names if it exists, else the newest periodic file, else the last
+        ``*.pth`` by name, else None."""
         pointer = self.root / POINTER
         if pointer.is_file():
             target = self.root / pointer.read_text(encoding='utf-8').strip()
             if target.is_file():
                 return target
-        found = sorted(self.root.glob('*.pth'))
+        found = self.periodic() or sorted(self.root.glob('*.pth'))
         return found[-1] if found else None
 
 

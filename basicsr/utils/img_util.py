@@ -99,17 +99,6 @@ def read_image(path: str | Path, limit: int | None = None) -> np.ndarray:
     return img
 
 
-def to_float01(img: np.ndarray, minmax_16bit: bool = True) -> np.ndarray:
-    """uint8 -> /255; uint16 -> per-image min-max to [0,1] (radiometric thermal) or /65535."""
-    if img.dtype == np.uint8:
-        return img.astype(np.float32) / 255.0
-    x = img.astype(np.float32)
-    if not minmax_16bit:
-        return x / 65535.0
-    lo, hi = float(x.min()), float(x.max())
-    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-
-
 def ir_to_gray(img: np.ndarray) -> np.ndarray:
     """Infrared to one plane: equal channels -> one of them, else BT.601 luma. (H,W)."""
     if img.ndim == 2:

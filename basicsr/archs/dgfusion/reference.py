@@ -1,7 +1,7 @@
 """DGFusion as one plain function of its weights, with a pluggable spectral backend.
 
 :func:`functional_forward` computes the network's function with ``net``'s weights the
-straightforward way, written line by line from the network spec: full-size tensors,
+straightforward way, written out step by step: full-size tensors,
 out-of-place activations, plain NCHW layout. Every spectral step goes through a backend:
 
 * :class:`TorchSpectra` -- complex tensors from ``torch.fft`` (:func:`reference_forward`): slow

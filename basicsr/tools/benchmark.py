@@ -52,6 +52,7 @@ from basicsr.inference.timing import median_ms
 from basicsr.tools.benchmark_network import markdown as table
 from basicsr.utils.cli import command, parse_size_list
 from basicsr.utils.errors import ConfigError, DGFusionError
+from basicsr.utils.logger import console
 
 SECTIONS = ('net', 'vsm', 'metrics', 'onnx')
 DEFAULT_SECTIONS = ('net', 'vsm', 'metrics')  # onnx takes minutes at C=16: on request
@@ -92,8 +93,8 @@ def bench_net(args: argparse.Namespace, device: torch.device) -> dict:
     c = args.channels
     ours = sum(p.numel() for p in DGFusion(c).parameters())
     dead = sum(math.prod(s) for s in dead_published_shapes(c).values())
-    print(f"### Network parameters (C={c})\n")
-    print(table(['layout', 'parameters', 'ratio to ours'],
+    console(f"### Network parameters (C={c})\n")
+    console(table(['layout', 'parameters', 'ratio to ours'],
                 [['ours', f'{ours:,}', '1.000'],
                  ['published (incl. never-read)', f'{ours + dead:,}', f'{(ours + dead) / ours:.3f}'],
                  ['never read by the published forward', f'{dead:,}', f'{dead / ours:.3f}']]))
@@ -101,7 +102,7 @@ def bench_net(args: argparse.Namespace, device: torch.device) -> dict:
                                    accuracy=not args.no_accuracy, train=not args.no_train,
                                    compile=args.compile)
     for block in blocks:
-        print('\n' + block)
+        console('\n' + block)
     return report
 
 
@@ -158,9 +159,9 @@ def bench_vsm(args: argparse.Namespace) -> bool:
         bool(np.array_equal(reference_table(gray), saliency_table_int(gray)))
     check = 'equal' if equal else \
         f'MISMATCH (max abs diff {float(np.max(np.abs(ref - ours))):.3g})'
-    print(f"\n### VSM saliency, synthetic {VSM_SIZE[0]}x{VSM_SIZE[1]} uint8, median of "
-          f"{args.repeat}\n")
-    print(table(['implementation', 'ms', 'speed-up', 'output'],
+    console(f"\n### VSM saliency, synthetic {VSM_SIZE[0]}x{VSM_SIZE[1]} uint8, median of "
+            f"{args.repeat}\n")
+    console(table(['implementation', 'ms', 'speed-up', 'output'],
                 [['reference port (nested Python loops)', f'{ms_ref:.2f}', '1.0x', check],
                  ['vsm_saliency (cumulative sums)', f'{ms_ours:.2f}',
                   f'{ms_ref / ms_ours:.1f}x', check],
@@ -168,8 +169,7 @@ def bench_vsm(args: argparse.Namespace) -> bool:
                  ['contrast table only: saliency_table_int', f'{ms_ours_t:.3f}',
                   f'{ms_ref_t / ms_ours_t:.1f}x', check]]))
     if not equal:
-        print(f"!!! VSM MISMATCH: vsm_saliency differs from the reference port: {check}",
-              file=sys.stderr)
+        console(f"!!! VSM MISMATCH: vsm_saliency differs from the reference port: {check}", err=True)
     return equal
 
 
@@ -192,9 +192,9 @@ def bench_metrics(args: argparse.Namespace) -> None:
                        CPU, args.repeat, args.warmup)
     rows.append(['sum of the single calls', f'{total_single:.1f}'])
     rows.append([f'all {len(names)} in one call', f'{ms_all:.1f}'])
-    print(f"\n### Metrics (cddfuse defaults), synthetic {METRIC_SIZE[0]}x{METRIC_SIZE[1]} gray, "
-          f"median of {args.repeat}\n")
-    print(table(['metric', 'ms'], rows))
+    console(f"\n### Metrics (cddfuse defaults), synthetic {METRIC_SIZE[0]}x{METRIC_SIZE[1]} gray, "
+            f"median of {args.repeat}\n")
+    console(table(['metric', 'ms'], rows))
 
 
 # ---------------------------------------------------------------- onnxruntime
@@ -208,8 +208,8 @@ def bench_onnx(args: argparse.Namespace, device: torch.device) -> Optional[list]
     from basicsr.deploy.onnx_export import export_onnx
     from basicsr.deploy.onnx_runtime import import_onnxruntime
 
-    print(f"\n### onnxruntime (CPU) against torch ({device}), C={args.channels}, batch 1, "
-          f"median of {args.repeat} after {args.warmup} warm-up\n")
+    console(f"\n### onnxruntime (CPU) against torch ({device}), C={args.channels}, batch 1, "
+            f"median of {args.repeat} after {args.warmup} warm-up\n")
     try:
         import_onnxruntime()
         with tempfile.TemporaryDirectory() as tmp:
@@ -227,9 +227,9 @@ def bench_onnx(args: argparse.Namespace, device: torch.device) -> Optional[list]
                                  f'torch ({device})', f'{ms:.1f}',
                                  'n/a' if mib is None else f'{mib:.0f}'])
     except DGFusionError as err:
-        print(f"skipped: {err}")
+        console(f"skipped: {err}")
         return None
-    print(table(['HxW', 'engine', 'ms', 'peak memory MiB (over idle)'], rows))
+    console(table(['HxW', 'engine', 'ms', 'peak memory MiB (over idle)'], rows))
     return rows
 
 
@@ -260,9 +260,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--device: {problem}")
     device = resolve_device(args.device)
     gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == 'cuda' else ''
-    print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
-          f"numpy {np.__version__}, device {device}{gpu}\n")
+    console(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s), "
+            f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
+            f"numpy {np.__version__}, device {device}{gpu}\n")
     if args.json is not None:
         from basicsr.utils.fs import ensure_writable_file
         ensure_writable_file(args.json, '--json file')
@@ -278,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         import json
         args.json.write_text(json.dumps(report, indent=2) + '\n', encoding='utf-8')
-        print(f"\nfigures written to {args.json}")
+        console(f"\nfigures written to {args.json}")
     return 0 if ok else 1
 
 

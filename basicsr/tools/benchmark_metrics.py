@@ -26,6 +26,7 @@ from basicsr.metrics import (CONVENTIONS, compute_metrics, default_metrics,
                              read_image_rgb)
 from basicsr.utils.cli import run_main
 from basicsr.utils.errors import ConfigError
+from basicsr.utils.logger import console
 
 TNO = REPO_ROOT / 'datasets' / 'TNO'
 
@@ -58,15 +59,15 @@ def run(args: argparse.Namespace) -> int:
     cv2.setNumThreads(args.threads)
 
     prepared = prepare_inputs(fused, vis, ir, conv)
-    print(f"{paths[0]} ({'x'.join(map(str, fused.shape))}), convention {conv}, "
-          f"best of {args.repeat}, {args.threads} OpenCV thread(s)")
+    console(f"{paths[0]} ({'x'.join(map(str, fused.shape))}), convention {conv}, "
+            f"best of {args.repeat}, {args.threads} OpenCV thread(s)")
     t_prep = best_time(lambda: prepare_inputs(fused, vis, ir, conv), args.repeat)
-    print(f"{'prepare':10s} {t_prep:8.4f} s")
+    console(f"{'prepare':10s} {t_prep:8.4f} s")
     for name in names:
         t = best_time(lambda: evaluate_prepared(prepared, [name]), args.repeat)
-        print(f"{name:10s} {t:8.4f} s")
+        console(f"{name:10s} {t:8.4f} s")
     total = best_time(lambda: compute_metrics(fused, vis, ir, names, conv), args.repeat)
-    print(f"{'all above':10s} {total:8.4f} s  (compute_metrics, {len(names)} metrics)")
+    console(f"{'all above':10s} {total:8.4f} s  (compute_metrics, {len(names)} metrics)")
     return 0
 
 

@@ -31,6 +31,7 @@ import torch
 
 from basicsr.inference.timing import median_ms, synchronize
 from basicsr.utils.cli import run_module
+from basicsr.utils.logger import console
 
 TRAIN_SHAPE = (4, 128, 128)
 # untimed training steps before the timing: optimiser state, kernels and, for the compiled row,
@@ -246,9 +247,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """``--worker SPEC``: run :func:`run_worker` and print its JSON line (0); else usage (2)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) == 2 and argv[0] == '--worker':
-        print(json.dumps(run_worker(json.loads(argv[1]))))
+        console(json.dumps(run_worker(json.loads(argv[1]))))
         return 0
-    print("usage: this module is run by scripts/benchmark.py", file=sys.stderr)
+    console("usage: this module is run by scripts/benchmark.py", err=True)
     return 2
 
 

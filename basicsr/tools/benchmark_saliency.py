@@ -34,6 +34,7 @@ from basicsr.utils.cli import run_main
 from basicsr.utils.errors import DataError, DGFusionError
 from basicsr.utils.img_util import list_images
 from basicsr.data.saliency import saliency_mask_u8
+from basicsr.utils.logger import console
 
 SIZE = (460, 630)
 DEFAULT_DATA = REPO_ROOT / 'datasets' / 'VIFB'
@@ -88,8 +89,8 @@ def main(argv: List[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         pairs = find_pairs(args.data)
-        print(f"pairs: {', '.join(p.name for p in pairs)} ({SIZE[0]}x{SIZE[1]}); "
-              f"cores: {os.cpu_count()}")
+        console(f"pairs: {', '.join(p.name for p in pairs)} ({SIZE[0]}x{SIZE[1]}); "
+                f"cores: {os.cpu_count()}")
         decoded = [(cv2.imread(str(p.vis), cv2.IMREAD_UNCHANGED),
                     cv2.imread(str(p.ir), cv2.IMREAD_UNCHANGED)) for p in pairs]
 
@@ -101,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 target = str(Path(tmp) / 'm.png')
                 write = time_ms(lambda: cv2.imwrite(target, mask), args.repeat)
-            print(f"{job.name}: ms per pair, median (best): saliency {pure[0]:.2f} "
-                  f"({pure[1]:.2f}), decode {decode[0]:.2f} ({decode[1]:.2f}), "
-                  f"write {write[0]:.2f} ({write[1]:.2f})")
+            console(f"{job.name}: ms per pair, median (best): saliency {pure[0]:.2f} "
+                    f"({pure[1]:.2f}), decode {decode[0]:.2f} ({decode[1]:.2f}), "
+                    f"write {write[0]:.2f} ({write[1]:.2f})")
 
         with tempfile.TemporaryDirectory() as tmp:
             jobs = [PairJob(f"{i}", pairs[i % len(pairs)].vis, pairs[i % len(pairs)].ir,
@@ -111,10 +112,10 @@ def run(args: argparse.Namespace) -> int:
             make_mask(jobs[0])  # warm-up
             single = pairs_per_s(jobs, 0)
             multi = pairs_per_s(jobs, args.workers)
-        print(f"end-to-end (read + mask + write), {args.pairs} pairs: {single:.1f} pairs/s in 1 "
-              f"process, {multi:.1f} pairs/s in {args.workers} processes")
+        console(f"end-to-end (read + mask + write), {args.pairs} pairs: {single:.1f} pairs/s in 1 "
+                f"process, {multi:.1f} pairs/s in {args.workers} processes")
     except DGFusionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        console(f"error: {exc}", err=True)
         return 1
     return 0
 

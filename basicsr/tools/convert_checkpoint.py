@@ -30,6 +30,7 @@ from basicsr.utils.errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP,
                                   CheckpointError, DGFusionError)
 from basicsr.utils.fs import check_outputs_apart, ensure_writable_file
 from basicsr.utils.signals import sigterm_as_interrupt
+from basicsr.utils.logger import console
 
 
 def convert(src: Path, dst: Path, to: str, key: Optional[str] = None) -> str:
@@ -68,15 +69,15 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     try:
         with sigterm_as_interrupt():
-            print(convert(args.input, args.output, args.to, args.key))
+            console(convert(args.input, args.output, args.to, args.key))
     except DGFusionError as err:
-        print(f'error: {err}', file=sys.stderr)
+        console(f'error: {err}', err=True)
         return EXIT_SETUP
     except OSError as err:
-        print(f'error: {args.output}: cannot write ({err.strerror or err})', file=sys.stderr)
+        console(f'error: {args.output}: cannot write ({err.strerror or err})', err=True)
         return EXIT_SETUP
     except KeyboardInterrupt:
-        print(f'error: interrupted; {args.output} not written', file=sys.stderr)
+        console(f'error: interrupted; {args.output} not written', err=True)
         return EXIT_INTERRUPTED
     return EXIT_OK
 

@@ -67,6 +67,7 @@ from basicsr.data.pairs import match_folders
 from basicsr.utils import img_util
 from basicsr.utils.fs import check_outputs_apart, ensure_writable_file
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, IrRange, parse_ir_range
+from basicsr.utils.logger import console
 
 
 def _short(items: Sequence[str], limit: int = 5) -> str:
@@ -317,25 +318,24 @@ def run(args: argparse.Namespace) -> int:
     failures += item_failures
     lower = [n for n in names if not higher_is_better(n, conv)]
     n_ok = max((len(rows) for rows in groups.values()), default=0)
-    print(f"convention: {conv}; {n_ok} of {len(stems) + len(unpaired)} images, {len(methods)} "
-          f"method(s); {elapsed:.1f} s with {workers} worker(s)")
+    console(f"convention: {conv}; {n_ok} of {len(stems) + len(unpaired)} images, {len(methods)} "
+            f"method(s); {elapsed:.1f} s with {workers} worker(s)")
     if any(groups.values()):
-        print(means_table(groups))
+        console(means_table(groups))
     for note in notes:
-        print(f"n/a: {note}")
+        console(f"n/a: {note}")
     if lower:
-        print(f"lower is better: {', '.join(lower)}; higher is better: the others")
+        console(f"lower is better: {', '.join(lower)}; higher is better: the others")
     if args.out is not None and any(groups.values()):
         write_csv(args.out, groups)
-        print(f"per-image values written to {args.out}")
+        console(f"per-image values written to {args.out}")
     if html_path is not None:
         write_html(html_path, groups, conv, stems, vis, ir, methods)
-        print(f"report written to {html_path}")
+        console(f"report written to {html_path}")
     for stem, msg in sorted(failures):
-        print(f"failed: {stem}: {msg}", file=sys.stderr)
+        console(f"failed: {stem}: {msg}", err=True)
     if failures:
-        print(f"{len(failures)} image(s) failed: {_short(sorted({s for s, _ in failures}))}",
-              file=sys.stderr)
+        console(f"{len(failures)} image(s) failed: {_short(sorted({s for s, _ in failures}))}", err=True)
         return EXIT_ITEMS_FAILED
     return EXIT_OK
 

@@ -28,6 +28,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from basicsr.utils.cli import command, parse_size_list
 from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError
+from basicsr.utils.logger import console
 
 DEFAULT_CHECK_SIZES = '33x47,48x64,40x35'
 
@@ -64,21 +65,21 @@ def check(args: argparse.Namespace, net, sizes: List[Tuple[int, int]]) -> List[s
     try:
         runtime = OnnxNetwork(args.out)
     except ConfigError as err:  # onnxruntime not installed: the export itself is done
-        print(f"check skipped: {err}")
+        console(f"check skipped: {err}")
         return []
     failed = []
     for h, w in sizes:
         start = time.perf_counter()
         if args.fp16:
             psnr = psnr_to_fp32(runtime, net, (h, w))
-            print(f"check {h}x{w}: fp16 PSNR against fp32 {psnr:.2f} dB "
-                  f"({time.perf_counter() - start:.1f} s)")
+            console(f"check {h}x{w}: fp16 PSNR against fp32 {psnr:.2f} dB "
+                    f"({time.perf_counter() - start:.1f} s)")
             continue
         diff = max_abs_to_reference(runtime, net, (h, w))
         ok = diff <= PARITY_TOL
-        print(f"check {h}x{w}: max abs difference from the float64 reference {diff:.3g} "
-              f"({'ok' if ok else f'FAILED, above {PARITY_TOL:g}'}; "
-              f"{time.perf_counter() - start:.1f} s)")
+        console(f"check {h}x{w}: max abs difference from the float64 reference {diff:.3g} "
+                f"({'ok' if ok else f'FAILED, above {PARITY_TOL:g}'}; "
+                f"{time.perf_counter() - start:.1f} s)")
         if not ok:
             failed.append(f'{h}x{w}')
     return failed
@@ -109,15 +110,14 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     export_onnx(net, args.out, opset=args.opset, size=size, fp16=args.fp16,
                 network_g=model.network_g)
-    print(f"wrote {args.out}: {describe_config(model.network_g)} from {model.checkpoint}, "
-          f"opset {args.opset}, "
-          f"{'any size' if size is None else f'{size[0]}x{size[1]}'}, "
-          f"{'fp16 convolutions' if args.fp16 else 'fp32'} "
-          f"({time.perf_counter() - start:.1f} s)")
+    console(f"wrote {args.out}: {describe_config(model.network_g)} from {model.checkpoint}, "
+            f"opset {args.opset}, "
+            f"{'any size' if size is None else f'{size[0]}x{size[1]}'}, "
+            f"{'fp16 convolutions' if args.fp16 else 'fp32'} "
+            f"({time.perf_counter() - start:.1f} s)")
     failed = [] if args.no_check else check(args, net, check_sizes)
     if failed:
-        print(f"error: {args.out} differs from the reference at {', '.join(failed)}",
-              file=sys.stderr)
+        console(f"error: {args.out} differs from the reference at {', '.join(failed)}", err=True)
         return EXIT_ITEMS_FAILED
     return EXIT_OK
 

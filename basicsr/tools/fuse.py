@@ -73,6 +73,7 @@ from basicsr.utils.errors import (EXIT_INTERRUPTED, ConfigError,
 from basicsr.utils.img_util import tensor2img
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, unit_to_u8
 from basicsr.utils.dist import parse_device
+from basicsr.utils.logger import console
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -214,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         for sink in plan.sinks.values():
             sink.close()
         raise
-    print(f"loaded {model.describe()}" + (f", tiles {args.tile} overlap "
+    console(f"loaded {model.describe()}" + (f", tiles {args.tile} overlap "
                                           f"{resolve_overlap(args.tile, overlap)}" if args.tile else ''))
     latencies: List[float] = []
     failed: List[str] = []
@@ -249,14 +250,14 @@ def run(args: argparse.Namespace) -> int:
             sink.close()
     elapsed = time.perf_counter() - start
     for line in warnings:
-        print(f"warning: {line}", file=sys.stderr)
+        console(f"warning: {line}", err=True)
     if interrupted:
-        print(f"interrupted: {done} {unit}(s) fused and kept in {plan.where}", file=sys.stderr)
+        console(f"interrupted: {done} {unit}(s) fused and kept in {plan.where}", err=True)
         return EXIT_INTERRUPTED
-    print(latency_summary(latencies, model.device, 'frame' if plan.mode == 'video' else 'image'))
+    console(latency_summary(latencies, model.device, 'frame' if plan.mode == 'video' else 'image'))
     if plan.mode != 'single' and elapsed > 0:
-        print(f"{done} {unit}(s) in {elapsed:.1f} s ({done / elapsed:.2f} {unit}/s with reading and writing)")
-    print(f"wrote {done} of {done + len(failed)} to {plan.where}")
+        console(f"{done} {unit}(s) in {elapsed:.1f} s ({done / elapsed:.2f} {unit}/s with reading and writing)")
+    console(f"wrote {done} of {done + len(failed)} to {plan.where}")
     return exit_status(failed)
 
 

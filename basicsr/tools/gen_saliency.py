@@ -48,6 +48,7 @@ from basicsr.utils.errors import (EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, DataE
 from basicsr.utils.fs import check_outputs_apart, ensure_writable_dir
 from basicsr.data.saliency import MODES, saliency_mask_u8
 from basicsr.utils.yaml_io import load_yaml_file
+from basicsr.utils.logger import console
 
 @dataclass(frozen=True)
 class PairJob:
@@ -191,7 +192,7 @@ def generate(run: MaskRun, mode: str = 'dgfusion', workers: int = 0, force: bool
             tmp.unlink(missing_ok=True)
         raise
     for name, error in sorted(failures):
-        print(f"error: {name}: {error}", file=sys.stderr)
+        console(f"error: {name}: {error}", err=True)
     tally.failed = len(failures)
     return tally
 
@@ -346,12 +347,12 @@ def run(args: argparse.Namespace) -> int:
             try:
                 tally = generate(mask_run, args.mode, args.workers, args.force, desc=name or 'masks')
             except DataError as exc:  # e.g. a folder without images: the others still run
-                print(f"error: {prefix}{exc}", file=sys.stderr)
+                console(f"error: {prefix}{exc}", err=True)
                 any_failed = True
                 continue
             any_failed |= tally.failed > 0
-            print(f"{prefix}{tally.written} written, {tally.skipped} skipped, "
-                  f"{tally.failed} failed -> {out}")
+            console(f"{prefix}{tally.written} written, {tally.skipped} skipped, "
+                    f"{tally.failed} failed -> {out}")
     except KeyboardInterrupt:
         raise Interrupted("the masks written so far are kept (rerun to finish: up-to-date "
                           "masks are skipped)") from None

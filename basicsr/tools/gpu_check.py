@@ -36,6 +36,7 @@ from basicsr.inference.timing import median_seconds
 from basicsr.utils.cli import command
 from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP
 from basicsr.tools.benchmark_network import PeakMemory
+from basicsr.utils.logger import console
 
 FP32_BOUND = 5e-4  # max abs vs float64 (float32 rounding alone gives ~1.2e-4 at 256x320)
 
@@ -148,10 +149,10 @@ def check_training(channels: int, device: torch.device, shape, steps: int) -> Tu
 def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
-        print('error: no CUDA device is available', file=sys.stderr)
+        console('error: no CUDA device is available', err=True)
         return EXIT_SETUP
     if device.type != 'cuda' and not args.quick:
-        print('error: --device cpu only with --quick', file=sys.stderr)
+        console('error: --device cpu only with --quick', err=True)
         return EXIT_SETUP
     if args.quick:
         acc_sizes, speed_sizes, batches, plain_size, train_shape = \
@@ -174,15 +175,15 @@ def run(args: argparse.Namespace) -> int:
         ratio_mem = 'n/a' if not plain['peak_bytes'] else f"{lean['peak_bytes'] / plain['peak_bytes']:.2f}"
         rows.append([f'lean/plain {plain_size[0]}x{plain_size[1]}', f"latency {lean['ms'] / plain['ms']:.2f}",
                      f'memory {ratio_mem}', ''])
-    print(f"### DGFusion GPU check: {name}, torch {torch.__version__}, C={args.channels}\n")
-    print('| check | figure | figure | figure |\n|---|---|---|---|')
+    console(f"### DGFusion GPU check: {name}, torch {torch.__version__}, C={args.channels}\n")
+    console('| check | figure | figure | figure |\n|---|---|---|---|')
     for row in rows:
-        print('| ' + ' | '.join(row) + ' |')
+        console('| ' + ' | '.join(row) + ' |')
     report = {'device': name, 'torch': torch.__version__, 'channels': args.channels,
               'accuracy_ok': ok, 'speed': speed, 'plain': plain, 'amp_train_it_per_s': its,
               'rows': rows}
     args.json.write_text(json.dumps(report, indent=2) + '\n', encoding='utf-8')
-    print(f"\nfigures written to {args.json}")
+    console(f"\nfigures written to {args.json}")
     return EXIT_OK if ok else EXIT_ITEMS_FAILED
 
 

@@ -30,6 +30,7 @@ from basicsr.utils.errors import EXIT_OK, ConfigError, DataError
 from basicsr.utils.fs import check_outputs_apart, ensure_writable_file
 from basicsr.utils.img_util import write_image
 from basicsr.utils.plotting import grid, line_chart, moving_average
+from basicsr.utils.logger import console
 
 # log keys that are bookkeeping, not loss terms
 NOT_LOSSES = {'iter', 'lr', 'skipped', 'skipped_total', 'nonfinite_features', 'grad_norm', 'total'}
@@ -126,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
     records = read_train_log(args.run / 'train_log.jsonl')
     val = read_val_means(args.run / 'val')
     write_image(out, curves_image(records, val, args.smooth, args.title))
-    print(f"{len(records)} training records (iterations {min(records)}-{max(records)}), "
-          f"{len(val)} validations -> {out}")
+    console(f"{len(records)} training records (iterations {min(records)}-{max(records)}), "
+            f"{len(val)} validations -> {out}")
     return EXIT_OK
 
 

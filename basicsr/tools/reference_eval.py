@@ -54,6 +54,7 @@ from basicsr.utils import img_util
 from basicsr.utils.cli import command, exit_status, run_module
 from basicsr.utils.fs import check_outputs_apart
 from basicsr.utils.errors import ConfigError, DataError
+from basicsr.utils.logger import console
 
 OURS, BASELINES = 'ours', ('average', 'maximum')
 VIFB_METHODS = ('IFCNN', 'SeAFusion', 'U2Fusion', 'VSMWLS')
@@ -115,7 +116,7 @@ def tool(name: str, *args: object) -> subprocess.CompletedProcess:
     """Run the command ``basicsr.tools.<name>`` in a fresh process of this interpreter; its
     standard output is captured, its errors are shown as they come."""
     module = f'basicsr.tools.{name}'
-    print(' '.join(['$ python -m', module, *map(str, args)]), flush=True)
+    console(' '.join(['$ python -m', module, *map(str, args)]))
     return run_module(module, args, stdout=subprocess.PIPE, text=True)
 
 
@@ -150,7 +151,7 @@ def fuse_set(es: EvalSet, vis: Path, ir: Path, weights: Path, work: Path) -> Non
     runs = [(OURS, ('--weights', weights))] + [(b, ('--engine', b)) for b in BASELINES]
     for label, how in runs:
         done = tool('fuse', *how, '--vis', vis, '--ir', ir, '--out', work / label)
-        print(done.stdout, end='')
+        sys.stdout.write(done.stdout)
         if done.returncode != 0:
             raise DataError(f"{es.title}: fuse.py ({label}) exited with {done.returncode}")
 
@@ -176,7 +177,7 @@ def score_set(key: str, es: EvalSet, vis: Path, ir: Path, data: Path, work: Path
         done = tool('evaluate', '--fused', *folders, '--fused-suffix', *suffixes, '--vis', vis,
                     '--ir', ir, '--convention', conv, '--metrics', *default_metrics(conv),
                     '--workers', workers, '--out', path, '--no-report')
-        print(done.stdout, end='')
+        sys.stdout.write(done.stdout)
         if done.returncode != 0:
             raise DataError(f"{es.title}: evaluate.py ({conv}) exited with {done.returncode}")
         csvs[conv] = path
@@ -370,20 +371,20 @@ def run(args: argparse.Namespace) -> int:
             works[f"{es.title}: visible source"] = vis
             works[f"{es.title}: infrared source"] = ir
         except DataError as err:
-            print(f"failed: {key}: {err}", file=sys.stderr)
+            console(f"failed: {key}: {err}", err=True)
             failed.append(key)
     if write and not failed:
         if 'vifb' in csvs:
             figure(args.data, args.work / 'vifb', args.figure)
-            print(f"figure -> {args.figure}")
+            console(f"figure -> {args.figure}")
         write_card(args.card, card_block(args, csvs, works))
-        print(f"tables -> {args.card}")
+        console(f"tables -> {args.card}")
     if sections:
         report = write_report(args.out_dir / REPORT_NAME, f"{args.weights.stem}: reference evaluation",
                               sections)
-        print(f"report -> {report}")
+        console(f"report -> {report}")
     for line in border_markdown(works):
-        print(line)
+        console(line)
     return exit_status(failed, 'set(s)')
 
 

@@ -39,7 +39,7 @@ def exit_status(failed: Sequence[str], what: str = '') -> int:
     ``2 set(s) failed: a, b`` (``what`` = 'set(s)')."""
     if not failed:
         return EXIT_OK
-    print(f"{len(failed)}{' ' + what if what else ''} failed: {', '.join(failed)}", file=sys.stderr)
+    console(f"{len(failed)}{' ' + what if what else ''} failed: {', '.join(failed)}", err=True)
     return EXIT_ITEMS_FAILED
 
 

@@ -9,18 +9,12 @@ import torch
 from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.test import main as run_test_cli
 from tests.conftest import write_pairs
+from tests.test_test_script import write_test_options
 
 
 def options(tmp_path: Path, ckpt: Path, network_g: str = '') -> Path:
     data = write_pairs(tmp_path / 'data', n=1, size=(12, 14), masks=False)
-    opt = tmp_path / 'test.yml'
-    opt.write_text(f"""name: net_opts
-device: cpu
-datasets:
-  test_1: {{name: set_a, dataroot_vis: {data['vis']}, dataroot_ir: {data['ir']}}}
-{network_g}path: {{results_root: {tmp_path / 'results'}, pretrain_network_g: {ckpt}}}
-""")
-    return opt
+    return write_test_options(tmp_path, data, ckpt, extra=network_g)
 
 
 def ours(path: Path, channels: int) -> Path:
@@ -65,4 +59,4 @@ def test_an_agreeing_or_absent_network_option_runs(tmp_path, capsys, network_g, 
     ckpt = ours(tmp_path / 'c4.pth', 4)
     code = run_test_cli(['-opt', str(options(tmp_path, ckpt, network_g))] + overrides)
     assert code == 0, capsys.readouterr().err
-    assert len(list((tmp_path / 'results' / 'net_opts' / 'set_a').glob('*.png'))) == 1
+    assert len(list((tmp_path / 'results' / 'tiny_test' / 'set_a').glob('*.png'))) == 1

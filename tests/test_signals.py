@@ -22,6 +22,7 @@ import torch
 from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.utils.signals import sigterm_as_interrupt
 from tests.conftest import REPO, write_pairs
+from tests.test_test_script import write_test_options
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
 
@@ -141,16 +142,8 @@ def test_fuse_video_sigterm_keeps_the_finished_frames(tmp_path, capsys, monkeypa
 
 def test_test_py_sigterm_writes_the_partial_table(tmp_path):
     data = write_pairs(tmp_path / 'data', n=100, size=(32, 40), masks=False)
-    opt = tmp_path / 'test.yml'
-    opt.write_text(f"""name: sig
-device: cpu
-datasets:
-  test_1: {{name: set_a, dataroot_vis: {data['vis']}, dataroot_ir: {data['ir']}}}
-path: {{results_root: {tmp_path / 'results'}, pretrain_network_g: {checkpoint(tmp_path / 'c4.pth')}}}
-val:
-  metrics: {{names: [EN, SD], convention: cddfuse}}
-""")
-    out = tmp_path / 'results' / 'sig' / 'set_a'
+    opt = write_test_options(tmp_path, data, checkpoint(tmp_path / 'c4.pth'), metrics='[EN, SD]')
+    out = tmp_path / 'results' / 'tiny_test' / 'set_a'
     run = terminate_when([sys.executable, 'test.py', '-opt', str(opt)],
                          lambda: len(finished_pngs(out)) >= 2)
     line = one_interrupted_line(run)

@@ -142,3 +142,58 @@ def test_polar_stacked_function_gradients():
     amp = torch.rand(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
     pha = (torch.rand(2, 3, 4, 5, dtype=torch.float64) * 6 - 3).requires_grad_(True)
     assert torch.autograd.gradcheck(polar_to_stacked_lean, (amp, pha))
+
+
+def _bf16_autocast_works() -> bool:
+    try:
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            torch.nn.functional.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 3, 3))
+        return True
+    except RuntimeError:
+        return False
+
+
+needs_bf16 = pytest.mark.skipif(not _bf16_autocast_works(), reason='no bfloat16 autocast on this CPU')
+
+
+@needs_bf16
+def test_lean_bf16_stores_only_convolution_inputs_in_bf16(monkeypatch, band_pixels):
+    """Under bfloat16 autocast the joint blocks' maps and the stacked q/k/v products are stored
+    in bfloat16; encoder outputs, refined discrepancy maps (they feed the attention skip) and
+    the output stay float32. Without autocast every map is float32."""
+    stored = []
+    real = lean.run_banded
+    monkeypatch.setattr(lean, 'run_banded', lambda chain, inputs, n, k, dtype: stored.append(
+        (chain.__qualname__.split('.')[0], dtype)) or real(chain, inputs, n, k, dtype))
+    torch.manual_seed(0)
+    net = DGFusion(2).train(False)
+    vis_y, ir = _inputs(1, (20, 17), 3)
+    with torch.inference_mode():
+        net(vis_y, ir)
+        assert {dtype for _, dtype in stored} == {torch.float32}
+        stored.clear()
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = net(vis_y, ir)
+    assert out.dtype == torch.float32
+    expected = {'encoder_chain': torch.float32, 'joint_chain': torch.bfloat16,
+                'refine_chain': torch.float32, 'value_chain': torch.bfloat16,
+                'product_chain': torch.bfloat16, 'output_chain': torch.float32}
+    assert {name for name, _ in stored} == set(expected)
+    assert all(dtype == expected[name] for name, dtype in stored)
+
+
+@needs_bf16
+@pytest.mark.parametrize('channels,size', [(2, (24, 30)), (4, (33, 28))])
+def test_lean_bf16_agrees_with_fp32(channels, size, band_pixels):
+    """bfloat16 keeps 8 mantissa bits (unit roundoff 2**-8 ~ 0.004): the output stays within a
+    few percent of the float32 output's range, but is not equal to it (bf16 really ran)."""
+    torch.manual_seed(channels)
+    net = DGFusion(channels).train(False)
+    vis_y, ir = _inputs(1, size, 11)
+    with torch.inference_mode():
+        fp32 = net(vis_y, ir)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            bf16 = net(vis_y, ir)
+    scale = fp32.abs().max()
+    diff = (bf16 - fp32).abs().max()
+    assert 0 < diff <= 0.05 * scale

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -370,3 +371,43 @@ def test_benchmark_training_table_with_compiled_row(monkeypatch, compiled_fails,
     else:
         assert '| train compiled | 50 | 0.25 | 20 | 0.50 | 1310720 |' in text
         assert '| train compiled bf16 | 25 | 0.12 | 4 | 0.10 | 2621440 |' in text
+
+
+def test_agreement_8bit_hand_example():
+    bench = load_script('benchmark_network')
+    base = torch.zeros(1, 1, 2, 2)
+    fused = base.clone()
+    fused[0, 0, 0, 0] = 2 / 255  # one pixel two levels off: MSE 4/4 = 1 -> 20*log10(255)
+    got = bench.agreement_8bit(fused, base)
+    assert got['max_levels'] == 2 and abs(got['psnr_8bit_db'] - 20 * math.log10(255)) < 1e-9
+    fused[0, 0, 1, 1] = 1.7  # clamped to 1: 255 levels off
+    assert bench.agreement_8bit(fused, base)['max_levels'] == 255
+    assert bench.agreement_8bit(base, base)['psnr_8bit_db'] == float('inf')
+
+
+@pytest.mark.parametrize('has_bf16,emulated', [(True, False), (False, False), (False, True)])
+def test_benchmark_lean_bf16_row(monkeypatch, has_bf16, emulated):
+    """The inference table has a lean bf16 row with its 8-bit agreement with lean float32; a
+    CPU without native bfloat16 gets a row of n/a and the reason, unless --emulated-bf16."""
+    from basicsr.models import precision
+    monkeypatch.setattr(precision, 'cpu_has_native_bf16', lambda: has_bf16)
+    bench = load_script('benchmark_network')
+    figures = {'plain': {'ms': 400.0, 'peak_bytes': 800 * 2 ** 20},
+               'lean': {'ms': 200.0, 'peak_bytes': 200 * 2 ** 20},
+               'lean bf16': {'ms': 100.0, 'peak_bytes': 160 * 2 ** 20, 'psnr_8bit_db': 51.26,
+                             'max_levels': 2.0},
+               'conv': {'ms': 1.0, 'gmacs_per_s': 10.0}}
+    monkeypatch.setattr(bench, 'measure', lambda spec: dict(figures[spec['path']]))
+    blocks, report = bench.bench_network(torch.device('cpu'), 2, [(64, 80)], 1, 0, None,
+                                         accuracy=False, train=False, emulated_bf16=emulated)
+    text = blocks[0]
+    assert '| lean | 200 | 0.50 | 200 | 0.25 | 40960 |' in text  # 200 MiB / 5120 px
+    if has_bf16 or emulated:
+        assert '| lean bf16 | 100 | 0.25 | 160 | 0.20 | 32768 | n/a |' in text
+        row = next(line for line in text.split('\n') if line.startswith('| lean bf16 |'))
+        assert row.endswith('| 51.3 / 2 |')
+        assert ('emulated bfloat16' in text) == emulated
+    else:
+        assert '| lean bf16 | n/a | n/a | n/a | n/a | n/a |' in text
+        assert 'lean bf16: bf16 is not supported here' in text
+        assert report['sizes']['64x80']['lean bf16']['ms'] is None

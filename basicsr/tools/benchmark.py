@@ -73,6 +73,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-train', action='store_true', help='skip the training-step table')
     parser.add_argument('--compile', action='store_true',
                         help='add a torch.compile training-step row (compiled in the warm-up)')
+    parser.add_argument('--emulated-bf16', action='store_true',
+                        help='measure the lean bf16 row even where bfloat16 is only emulated '
+                             '(memory and accuracy are meaningful, latency is not)')
     parser.add_argument('--no-accuracy', action='store_true',
                         help='skip the float64 reference (max abs difference column)')
     parser.add_argument('--json', type=Path, default=None, help='also write the figures here')
@@ -100,7 +103,7 @@ def bench_net(args: argparse.Namespace, device: torch.device) -> dict:
                  ['never read by the published forward', f'{dead:,}', f'{dead / ours:.3f}']]))
     blocks, report = bench_network(device, c, args.sizes, args.repeat, args.warmup, args.threads,
                                    accuracy=not args.no_accuracy, train=not args.no_train,
-                                   compile=args.compile)
+                                   compile=args.compile, emulated_bf16=args.emulated_bf16)
     for block in blocks:
         console('\n' + block)
     return report

@@ -7,6 +7,10 @@ memory above its level before the first full-size call. Rows:
 
 * ``plain``: ``reference_forward`` (the plain forward) in float32 under inference mode;
 * ``lean``: the module's own forward under inference mode (it takes the lean path);
+* ``lean bf16``: the same under bfloat16 autocast (``--precision bf16``), where the device
+  computes bfloat16 natively (elsewhere a row of n/a saying why; ``--emulated-bf16`` measures it
+  anyway: its memory and accuracy are those of native bfloat16, its latency is not), with the
+  PSNR and largest difference of its 8-bit output against the lean float32 output;
 * ``train plain`` / ``train``: one optimiser step (forward, loss, backward, Adam) through
   ``reference_forward`` and through the module's training forward, batch 4 x 128 x 128;
 * ``train compiled`` (on request): the same step through ``torch.compile`` of the module, as
@@ -22,6 +26,7 @@ Accuracy is the max abs difference to the float64 evaluation of ``reference_forw
 from __future__ import annotations
 
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -131,18 +136,35 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
 
     net.train(False)
     small = (vis_y[..., :16, :16], ir[..., :16, :16])
-    with torch.inference_mode():
+    from basicsr.models.precision import autocast
+    precision = 'bf16' if path.endswith('bf16') else 'fp32'
+    with torch.inference_mode(), autocast(precision, device):
         run = (lambda v, i: reference_forward(net, v, i)) if path == 'plain' else net
         run(*small)
         peak = PeakMemory(device)
         peak.start()
         result['ms'] = median_ms(lambda: run(vis_y, ir), device, spec['repeat'], spec['warmup'])
         result['peak_bytes'] = peak.stop()
-        out = run(vis_y, ir)
+        out = run(vis_y, ir).float()
     if spec.get('ref_file'):
         ref = torch.load(spec['ref_file'], weights_only=True)
         result['max_abs_vs_f64'] = (out.double().cpu() - ref).abs().max().item()
+    if path == 'lean':
+        torch.save(out.cpu(), spec['lean_file'])
+    elif path == 'lean bf16':
+        result.update(agreement_8bit(out.cpu(), torch.load(spec['lean_file'], weights_only=True)))
     return result
+
+
+def agreement_8bit(fused: torch.Tensor, base: torch.Tensor) -> Dict[str, float]:
+    """PSNR (dB) and largest level difference of two fused Y maps (any shape, values in about
+    [0,1]) after clamping to [0,1] and rounding to 8 bits; ``inf`` dB when they are equal."""
+    def u8(x: torch.Tensor) -> torch.Tensor:
+        return (x.double().clamp(0, 1) * 255).round()
+    diff = u8(fused) - u8(base)
+    mse = diff.square().mean().item()
+    psnr = float('inf') if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+    return {'psnr_8bit_db': psnr, 'max_levels': diff.abs().max().item()}
 
 
 def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -165,46 +187,50 @@ def _mib(value: Optional[int]) -> str:
 
 def bench_network(device: torch.device, channels: int, sizes: Sequence[Tuple[int, int]],
                   repeat: int, warmup: int, threads: Optional[int], accuracy: bool,
-                  train: bool, compile: bool = False) -> Tuple[List[str], Dict[str, Any]]:
+                  train: bool, compile: bool = False,
+                  emulated_bf16: bool = False) -> Tuple[List[str], Dict[str, Any]]:
     """Measure every row; returns Markdown blocks and the JSON-ready figures. ``compile`` adds
     the ``train compiled`` row to the training table (a failed compilation is a row of n/a
-    and its reason, not the end of the benchmark)."""
+    and its reason, not the end of the benchmark). ``emulated_bf16`` measures the ``lean bf16``
+    row on a device without native bfloat16 (its latency is then not meaningful)."""
     from basicsr.archs.dgfusion.module import DGFusion
+    from basicsr.models.precision import precision_problem
 
     macs = conv_macs_per_pixel(DGFusion(channels))
     common = {'device': str(device), 'channels': channels, 'repeat': repeat, 'warmup': warmup,
               'threads': threads}
     blocks, report = [], {'channels': channels, 'conv_macs_per_pixel': macs, 'sizes': {}}
     header = ['path', 'ms', 'latency ratio', 'peak MiB', 'memory ratio', 'bytes/pixel',
-              'max abs vs float64', 'GMAC/s', 'of conv rate']
+              'max abs vs float64', 'GMAC/s', 'of conv rate', '8-bit vs lean: PSNR dB / max levels']
+    bf16_problem = precision_problem('bf16', device, 'bf16')
     with tempfile.TemporaryDirectory() as tmp:
         for h, w in sizes:
             ref_file = str(Path(tmp) / f'ref_{h}x{w}.pt')
-            size_spec = {**common, 'size': [h, w], 'ref_file': ref_file if accuracy else None}
+            size_spec = {**common, 'size': [h, w], 'ref_file': ref_file if accuracy else None,
+                         'lean_file': str(Path(tmp) / f'lean_{h}x{w}.pt')}
             if accuracy:
                 measure({**size_spec, 'path': 'ref64'})
             rows = {p: measure({**size_spec, 'path': p}) for p in ('plain', 'lean', 'conv')}
+            note = ''
+            if bf16_problem and not emulated_bf16:
+                rows['lean bf16'] = {'ms': None, 'peak_bytes': None, 'error': bf16_problem}
+                note = f"\n\nlean bf16: {bf16_problem.split(': ', 1)[1]}"
+            else:
+                rows['lean bf16'] = measure({**size_spec, 'path': 'lean bf16'})
+                if bf16_problem:
+                    rows['lean bf16']['emulated'] = True
+                    note = ("\n\nlean bf16 ran with emulated bfloat16 (--emulated-bf16): its memory "
+                            "and accuracy are those of native bfloat16, its latency is not")
             conv_rate = rows['conv']['gmacs_per_s']
             frame_macs = macs * h * w
-            table = []
-            for p in ('plain', 'lean'):
-                r = rows[p]
-                rate = frame_macs / r['ms'] / 1e6
-                err = r.get('max_abs_vs_f64')
-                table.append([p, f"{r['ms']:.0f}", _ratio(r['ms'], rows['plain']['ms']),
-                              _mib(r['peak_bytes']),
-                              _ratio(r['peak_bytes'], rows['plain']['peak_bytes']),
-                              'n/a' if r['peak_bytes'] is None else f"{r['peak_bytes'] / (h * w):.0f}",
-                              'n/a' if err is None else f'{err:.2e}', f'{rate:.0f}',
-                              f'{rate / conv_rate:.2f}'])
+            table = [inference_row(p, rows[p], rows['plain'], h * w, frame_macs, conv_rate)
+                     for p in ('plain', 'lean', 'lean bf16')]
             blocks.append(f"### DGFusion inference, C={channels}, {h}x{w}, batch 1, {device}: "
                           f"{frame_macs / 1e9:.3g} G multiply-adds per frame; one 3x3 conv "
                           f"{8 * channels}->{8 * channels} runs at {conv_rate:.3g} GMAC/s\n\n"
-                          + markdown(header, table))
+                          + markdown(header, table) + note)
             report['sizes'][f'{h}x{w}'] = {**rows, 'frame_macs': frame_macs}
         if train:
-            from basicsr.models.precision import precision_problem
-            bf16_problem = precision_problem('bf16', device, 'bf16')
             paths = ['train plain', 'train', 'train bf16']
             if compile:
                 paths += ['train compiled', 'train compiled bf16']
@@ -236,6 +262,18 @@ def bench_network(device: torch.device, channels: int, sizes: Sequence[Tuple[int
                           + ''.join(notes))
             report['train'] = rows
     return blocks, report
+
+
+def inference_row(path: str, row: Dict[str, Any], plain: Dict[str, Any], pixels: int,
+                  frame_macs: int, conv_rate: float) -> List[str]:
+    """Cells of one inference table row (n/a where the row was not measured)."""
+    ms, peak, err = row.get('ms'), row.get('peak_bytes'), row.get('max_abs_vs_f64')
+    rate = None if ms is None else frame_macs / ms / 1e6
+    agree = 'psnr_8bit_db' in row and f"{row['psnr_8bit_db']:.1f} / {row['max_levels']:.0f}"
+    return [path, 'n/a' if ms is None else f"{ms:.0f}", _ratio(ms, plain['ms']), _mib(peak),
+            _ratio(peak, plain['peak_bytes']), 'n/a' if peak is None else f"{peak / pixels:.0f}",
+            'n/a' if err is None else f'{err:.2e}', 'n/a' if rate is None else f'{rate:.0f}',
+            'n/a' if rate is None else f'{rate / conv_rate:.2f}', agree or '']
 
 
 def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

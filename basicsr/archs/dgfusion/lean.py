@@ -18,11 +18,17 @@ What makes it lean (each measured, see ``scripts/benchmark.py``):
 Tensors: inputs (B,1,H,W) in [0,1]; full-size maps are (B,K,H,W) channels-last in the spectral
 dtype (float32, or float64 for a float64 network); under autocast the convolutions run in the
 autocast dtype and every spectral step in float32, as in the module's forward.
+
+Under bfloat16 autocast (inference ``--precision bf16``) the full-size maps that only feed
+convolutions are stored in bfloat16 too: the joint blocks' inputs and outputs (joint amplitude and
+phase) and the stacked q/k/v products before their inverse FFT. The refined discrepancy maps feed
+the attention skip, a spectral step, and stay float32, as do the encoder outputs, every FFT,
+amplitude, phase and layer norm, and the output.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -32,7 +38,7 @@ from basicsr.archs.dgfusion.blocks import (ConvLReLUBlock, Projection, ShallowEn
                                            attention_inputs, stage1_spectra)
 from basicsr.archs.dgfusion.spectral import (LRELU_SLOPE, NONFINITE_FILL, canonical_rfft2,
                                              canonicalize_phase_, full_precision, mirrored_columns,
-                                             unfold_half_)
+                                             to_float32, unfold_half_)
 
 CHANNELS_LAST = torch.channels_last
 # Band height. On a CPU a frame is cut into about CPU_BANDS bands: a band's intermediates are
@@ -84,6 +90,10 @@ class Band:
         weight = layer.weight.contiguous(memory_format=CHANNELS_LAST)
         return self.crop(F.conv2d(x, weight, layer.bias, padding=1), 1)
 
+    def own_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """The band's own rows of a chain's output ``x`` (all its convolutions applied)."""
+        return x[:, :, self.own]
+
 
 def empty_map(like: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Tensor:
     """Uninitialised channels-last (B,channels,H,W) map on ``like``'s device."""
@@ -92,13 +102,14 @@ def empty_map(like: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Te
                        memory_format=CHANNELS_LAST)
 
 
-def run_banded(chain: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], n_convs: int,
+def run_banded(chain: Callable[..., None], inputs: Sequence[torch.Tensor], n_convs: int,
                out_channels: int, dtype: torch.dtype) -> torch.Tensor:
-    """Full-size output of ``chain(band, *band_inputs)``, computed band by band.
+    """Full-size output of ``chain(band, dst, *band_inputs)``, computed band by band.
 
-    ``chain`` maps the band's rows of ``inputs`` (halo included) to (B,out_channels,rows,W)
-    values whose own rows are exact; ``n_convs`` is the number of 3x3 convolutions it runs on
-    its longest path.
+    ``chain`` reads the band's rows of ``inputs`` (halo included) and writes the exact values of
+    the band's own rows into ``dst``, the (B,out_channels,rows,W) rows of the output (a view:
+    its last element-wise step writes there directly, see :func:`emit`); ``n_convs`` is the
+    number of 3x3 convolutions it runs on its longest path.
     """
     first = inputs[0]
     height, width = first.shape[-2:]
@@ -106,10 +117,28 @@ def run_banded(chain: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor
     step = band_rows(first.shape[0], height, width, first.device)
     for start in range(0, height, step):
         band = Band(start, min(height, start + step), height, n_convs)
-        values = chain(band, *(band.take(x) for x in inputs))
-        out[:, :, start:start + step].copy_(values[:, :, band.own])
-        del values
+        chain(band, out[:, :, start:start + step], *(band.take(x) for x in inputs))
     return out
+
+
+def emit(dst: torch.Tensor, values: torch.Tensor, act: Optional[str] = None) -> None:
+    """``dst = act(values)`` (``act``: None, ``'lrelu'``) in one pass where the dtypes allow
+    (a bfloat16 band into a float32 map takes one extra pass)."""
+    if act is None:
+        dst.copy_(values)
+    elif values.dtype == dst.dtype:
+        torch.ops.aten.leaky_relu.out(values, LRELU_SLOPE, out=dst)
+    else:
+        dst.copy_(lrelu(values))
+
+
+def conv_storage_dtype(x: torch.Tensor, dtype: torch.dtype) -> torch.dtype:
+    """Dtype of the full-size maps that only feed convolutions: bfloat16 under bfloat16
+    autocast on ``x``'s device, else ``dtype``."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.bfloat16:
+        return torch.bfloat16
+    return dtype
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -117,10 +146,12 @@ def lrelu(x: torch.Tensor) -> torch.Tensor:
 
 
 def polar_band(amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
-    """(B,K,r,W) amplitude and phase -> (B,2K,r,W) cat(amp*cos, amp*sin), channels-last."""
+    """(B,K,r,W) amplitude and phase -> (B,2K,r,W) cat(amp*cos, amp*sin), channels-last, in
+    ``amp``'s dtype; a bfloat16 map is computed in float32 and rounded once."""
     out = torch.empty((amp.shape[0], 2 * amp.shape[1], *amp.shape[2:]), dtype=amp.dtype,
                       device=amp.device, memory_format=CHANNELS_LAST)
     k = amp.shape[1]
+    amp, pha = to_float32(amp), to_float32(pha)
     torch.mul(amp, torch.cos(pha), out=out[:, :k])
     torch.mul(amp, torch.sin(pha), out=out[:, k:])
     return out
@@ -136,8 +167,8 @@ def real_ifft2_parts(real: torch.Tensor, imag: torch.Tensor, out: torch.Tensor) 
     """
     h, w = out.shape[-2:]
     scale = 1.0 / (h * w)
-    even = torch.fft.rfft2(real).real.mul_(scale)
-    odd = torch.fft.rfft2(imag).imag.mul_(scale)
+    even = torch.fft.rfft2(to_float32(real)).real.mul_(scale)
+    odd = torch.fft.rfft2(to_float32(imag)).imag.mul_(scale)
     wh = even.shape[-1]
     torch.add(even, odd, out=out[..., :wh])
     if w > wh:
@@ -146,7 +177,8 @@ def real_ifft2_parts(real: torch.Tensor, imag: torch.Tensor, out: torch.Tensor) 
 
 
 def real_ifft2_stacked(stacked: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``out = Re ifft2(stacked as complex)``: (B,2K,H,W) real -> (B,K,H,W), in channel chunks."""
+    """``out = Re ifft2(stacked as complex)``: (B,2K,H,W) real -> (B,K,H,W), in channel chunks
+    (a bfloat16 ``stacked`` is transformed in float32, chunk by chunk)."""
     k = stacked.shape[1] // 2
     for c in range(0, k, IFFT_CHUNK):
         d = min(IFFT_CHUNK, k - c)
@@ -177,28 +209,29 @@ def conv_lrelu_block(band: Band, block: ConvLReLUBlock, x: torch.Tensor) -> torc
     return lrelu(band.conv(block.second, lrelu(band.conv(block.first, x))))
 
 
-def encoder_chain(encoder: ShallowEncoder) -> Callable[..., torch.Tensor]:
-    def chain(band: Band, x: torch.Tensor) -> torch.Tensor:
+def encoder_chain(encoder: ShallowEncoder) -> Callable[..., None]:
+    def chain(band: Band, dst: torch.Tensor, x: torch.Tensor) -> None:
         first, second, third = encoder.convs
         x = lrelu(band.conv(first, x))
         x = lrelu(band.conv(second, x))
-        return band.conv(third, x)
+        emit(dst, band.own_rows(band.conv(third, x)))
     return chain
 
 
-def joint_chain(joint: ConvLReLUBlock, proj: ConvLReLUBlock) -> Callable[..., torch.Tensor]:
+def joint_chain(joint: ConvLReLUBlock, proj: ConvLReLUBlock) -> Callable[..., None]:
     """``proj(joint(x) + x)``: 4 convolutions."""
-    def chain(band: Band, x: torch.Tensor) -> torch.Tensor:
+    def chain(band: Band, dst: torch.Tensor, x: torch.Tensor) -> None:
         h = conv_lrelu_block(band, joint, x).add_(band.crop(x, 2))
-        return conv_lrelu_block(band, proj, h)
+        h = band.conv(proj.second, lrelu(band.conv(proj.first, h)))
+        emit(dst, band.own_rows(h), 'lrelu')
     return chain
 
 
-def refine_chain(first: ConvLReLUBlock, second: ConvLReLUBlock) -> Callable[..., torch.Tensor]:
+def refine_chain(first: ConvLReLUBlock, second: ConvLReLUBlock) -> Callable[..., None]:
     """``second(first(x)) + x``: 4 convolutions."""
-    def chain(band: Band, x: torch.Tensor) -> torch.Tensor:
+    def chain(band: Band, dst: torch.Tensor, x: torch.Tensor) -> None:
         h = conv_lrelu_block(band, second, conv_lrelu_block(band, first, x))
-        return h.add_(band.crop(x, 4))
+        torch.add(band.own_rows(h), band.own_rows(band.crop(x, 4)), out=dst)
     return chain
 
 
@@ -207,28 +240,28 @@ def projection(band: Band, proj: Projection, x: torch.Tensor) -> torch.Tensor:
     return band.conv(proj.second, F.relu_(band.conv(proj.first, x)))
 
 
-def product_chain(wq: Projection, wk: Projection) -> Callable[..., torch.Tensor]:
+def product_chain(wq: Projection, wk: Projection) -> Callable[..., None]:
     """``wq(polar(a_q, p_q)) * wk(polar(a_k, p_k))``: 2 convolutions on each path."""
-    def chain(band: Band, amp_q: torch.Tensor, pha_q: torch.Tensor, amp_k: torch.Tensor,
-              pha_k: torch.Tensor) -> torch.Tensor:
+    def chain(band: Band, dst: torch.Tensor, amp_q: torch.Tensor, pha_q: torch.Tensor,
+              amp_k: torch.Tensor, pha_k: torch.Tensor) -> None:
         q = projection(band, wq, polar_band(amp_q, pha_q))
         k = projection(band, wk, polar_band(amp_k, pha_k))
-        return q.mul_(k.to(q.dtype))
+        torch.mul(band.own_rows(q), band.own_rows(k).to(q.dtype), out=dst)
     return chain
 
 
-def value_chain(wv: Projection) -> Callable[..., torch.Tensor]:
-    def chain(band: Band, amp: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
-        return projection(band, wv, polar_band(amp, pha))
+def value_chain(wv: Projection) -> Callable[..., None]:
+    def chain(band: Band, dst: torch.Tensor, amp: torch.Tensor, pha: torch.Tensor) -> None:
+        emit(dst, band.own_rows(projection(band, wv, polar_band(amp, pha))))
     return chain
 
 
-def output_chain(net: nn.Module, nonfinite: List[torch.Tensor]) -> Callable[..., torch.Tensor]:
+def output_chain(net: nn.Module, nonfinite: List[torch.Tensor]) -> Callable[..., None]:
     """Gates, weighted sum, non-finite fill and reconstruction: 4 convolutions. The count of
     replaced features over the band's own rows is appended to ``nonfinite``."""
     gate, recon = net.fusion.gate, net.reconstruction
 
-    def chain(band: Band, fre: torch.Tensor, spa: torch.Tensor) -> torch.Tensor:
+    def chain(band: Band, dst: torch.Tensor, fre: torch.Tensor, spa: torch.Tensor) -> None:
         g = torch.sigmoid(band.conv(gate.second, band.conv(gate.first, torch.cat([fre, spa], 1))))
         k = fre.shape[1]
         fre, spa = band.crop(fre, 2), band.crop(spa, 2)
@@ -239,7 +272,8 @@ def output_chain(net: nn.Module, nonfinite: List[torch.Tensor]) -> Callable[...,
         nonfinite.append((~finite[:, :, own]).sum())
         res = torch.where(finite, res, torch.full((), NONFINITE_FILL, dtype=res.dtype,
                                                   device=res.device))
-        return conv_lrelu_block(band, recon, res)
+        h = band.conv(recon.second, lrelu(band.conv(recon.first, res)))
+        emit(dst, band.own_rows(h), 'lrelu')
     return chain
 
 
@@ -257,15 +291,16 @@ def lean_forward(net: nn.Module, vis_y: torch.Tensor, ir: torch.Tensor) -> torch
     vis_y = vis_y.contiguous(memory_format=CHANNELS_LAST)
     ir = ir.contiguous(memory_format=CHANNELS_LAST)
     width = vis_y.shape[-1]
+    store = conv_storage_dtype(vis_y, dtype)
 
-    def banded(chain, inputs, n_convs, out_channels):
-        return run_banded(chain, inputs, n_convs, out_channels, dtype)
+    def banded(chain, inputs, n_convs, out_channels, out_dtype=dtype):
+        return run_banded(chain, inputs, n_convs, out_channels, out_dtype)
 
     # Stage 1: spectra of the two encodings, on the one-sided half
     with full_precision(vis_y):
         vis_half = canonical_rfft2(banded(encoder_chain(enh.vis_encoder), [vis_y], 3, c4))
         ir_half = canonical_rfft2(banded(encoder_chain(enh.ir_encoder), [ir], 3, c4))
-        amp_cat, pha_cat = empty_map(vis_y, 2 * c4, dtype), empty_map(vis_y, 2 * c4, dtype)
+        amp_cat, pha_cat = empty_map(vis_y, 2 * c4, store), empty_map(vis_y, 2 * c4, store)
         unfold_half_(amp_cat[:, :c4], vis_half.abs(), odd=False)
         unfold_half_(amp_cat[:, c4:], ir_half.abs(), odd=False)
         unfold_half_(pha_cat[:, :c4], vis_half.angle(), odd=True)
@@ -277,9 +312,9 @@ def lean_forward(net: nn.Module, vis_y: torch.Tensor, ir: torch.Tensor) -> torch
         pha_d = unfold_half_(empty_map(vis_y, c4, dtype), disc.angle(), odd=True)
         del disc, vis_half
 
-    amp_f = banded(joint_chain(enh.amp_joint, enh.amp_proj), [amp_cat], 4, c4)
+    amp_f = banded(joint_chain(enh.amp_joint, enh.amp_proj), [amp_cat], 4, c4, store)
     del amp_cat
-    pha_f = banded(joint_chain(enh.pha_joint, enh.pha_proj), [pha_cat], 4, c4)
+    pha_f = banded(joint_chain(enh.pha_joint, enh.pha_proj), [pha_cat], 4, c4, store)
     del pha_cat
     amp_d = banded(refine_chain(enh.amp_refine1, enh.amp_refine2), [amp_d], 4, c4)
     pha_d = banded(refine_chain(enh.pha_refine1, enh.pha_refine2), [pha_d], 4, c4)
@@ -297,7 +332,7 @@ def lean_forward(net: nn.Module, vis_y: torch.Tensor, ir: torch.Tensor) -> torch
         return [maps[name] for role in roles for name in wiring[block][role]]
 
     def attention_part(chain, inputs, norm) -> torch.Tensor:
-        stacked = banded(chain, inputs, 2, 2 * c4)
+        stacked = banded(chain, inputs, 2, 2 * c4, store)
         with full_precision(vis_y):
             part = real_ifft2_stacked(stacked, empty_map(vis_y, c4, dtype))
         del stacked

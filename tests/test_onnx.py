@@ -20,6 +20,7 @@ import torch
 from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.archs.dgfusion.export import DftBasis, export_forward, phase
 from basicsr.archs.dgfusion.reference import reference_forward
+from basicsr.archs.dgfusion.spectral import canonical_fft2
 from basicsr.inference.loader import load_network
 from basicsr.utils.errors import CheckpointError, ConfigError
 from tests.conftest import REPO, write_pairs
@@ -64,18 +65,26 @@ def test_phase_branches_match_torch_angle():
     assert torch.equal(phase(re, im), torch.angle(torch.complex(re, im)))
 
 
-@pytest.mark.parametrize('size', [(7, 5), (6, 8), (6, 5), (1, 4)])
-def test_dft_basis_matches_fft_with_canonical_bins(size):
+@pytest.mark.parametrize('size', [(7, 5), (6, 8), (6, 5), (1, 4), (5, 2), (4, 1)])
+def test_dft_basis_is_one_sided_with_canonical_bins(size):
     h, w = size
     x = torch.randn(2, 3, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(h))
     basis = DftBasis(h, w, torch.float64, x.device)
+    assert basis.cos_w.shape == basis.sin_w.shape == (w, w // 2 + 1)  # no W x W basis
     re, im = basis.fft2(x)
     spec = torch.fft.fft2(x)
-    assert torch.allclose(re, spec.real, atol=1e-12) and torch.allclose(im, spec.imag, atol=1e-12)
+    half = spec[..., :w // 2 + 1]
+    assert re.shape == im.shape == (2, 3, h, w // 2 + 1)
+    assert torch.allclose(re, half.real, atol=1e-12) and torch.allclose(im, half.imag, atol=1e-12)
     rows = [0] + ([h // 2] if h % 2 == 0 else [])
     cols = [0] + ([w // 2] if w % 2 == 0 else [])
     bins = im[..., rows, :][..., cols]
     assert torch.all(bins == 0) and not torch.any(torch.signbit(bins))  # exactly +0
+    # unfolded to the full size by the Hermitian mirror: the full spectrum's amplitude and phase
+    assert torch.allclose(basis.amplitude((re, im)), spec.abs(), atol=1e-12)
+    phase_full = basis.phase((re, im))
+    assert phase_full.shape == (2, 3, h, w)
+    assert torch.allclose(phase_full, canonical_fft2(x).angle(), atol=1e-9)
     z = torch.randn(2, 6, h, w, dtype=torch.float64)
     expected = torch.fft.ifft2(torch.complex(z[:, :3], z[:, 3:])).real
     assert torch.allclose(basis.ifft2_real(z), expected, atol=1e-13)
@@ -125,7 +134,7 @@ def exported(tmp_path_factory):
 
 
 @needs_export
-@pytest.mark.parametrize('size', [(13, 6), (16, 21)])
+@pytest.mark.parametrize('size', [(13, 6), (16, 21), (9, 7), (10, 12)])  # odd/even mixes
 def test_onnxruntime_matches_torch_and_reference_on_other_sizes(exported, size):
     from basicsr.deploy.onnx_runtime import OnnxNetwork
     net, _, model = exported
@@ -140,6 +149,66 @@ def test_onnxruntime_matches_torch_and_reference_on_other_sizes(exported, size):
         torch_out = net(vis_y.float(), ir.float())
     assert (out.double() - ref).abs().max() <= 1e-4
     assert (out - torch_out).abs().max() <= 1e-4
+
+
+class _Spectra(torch.nn.Module):
+    """One-sided spectrum of a (B,K,H,W) map and its unfolded amplitude and phase."""
+
+    def forward(self, x: torch.Tensor):
+        basis = DftBasis(x.shape[-2], x.shape[-1], x.dtype, x.device)
+        spec = basis.fft2(x)
+        return spec[0], spec[1], basis.amplitude(spec), basis.phase(spec)
+
+
+@needs_export
+def test_onnxruntime_one_sided_spectra_have_canonical_bins(tmp_path):
+    """The exported spectral backend in onnxruntime: half-width spectra, +0 imaginary parts at
+    the self-conjugate bins (a negative mean gives phase +pi at (0,0)), and full-size amplitude
+    and phase equal to those of numpy's two-sided FFT, on odd and even sizes."""
+    import onnxruntime as ort
+    dims = {0: torch.export.Dim('batch', min=1), 2: torch.export.Dim('height', min=1),
+            3: torch.export.Dim('width', min=1)}
+    torch.onnx.export(_Spectra().eval(), (torch.rand(2, 3, 11, 8),), str(tmp_path / 'spectra.onnx'),
+                      dynamo=True, input_names=['x'], dynamic_shapes={'x': dims}, verbose=False)
+    session = ort.InferenceSession(str(tmp_path / 'spectra.onnx'),
+                                   providers=['CPUExecutionProvider'])
+    gen = np.random.default_rng(0)
+    for h, w in [(6, 8), (7, 5), (8, 7), (9, 10)]:
+        x = (gen.random((1, 3, h, w)) - 0.9).astype(np.float32)  # negative means
+        re, im, amp, pha = session.run(None, {'x': x})
+        assert re.shape == im.shape == (1, 3, h, w // 2 + 1) and amp.shape == pha.shape == x.shape
+        rows = [0] + ([h // 2] if h % 2 == 0 else [])
+        cols = [0] + ([w // 2] if w % 2 == 0 else [])
+        bins = im[..., rows, :][..., cols]
+        assert np.all(bins == 0) and not np.any(np.signbit(bins)), (h, w)
+        assert np.all(pha[..., 0, 0] == np.float32(math.pi)), (h, w)
+        spec = np.fft.fft2(x.astype(np.float64))
+        canonical = spec.copy()
+        for r in rows:
+            canonical.imag[..., r, cols] = 0.0
+        assert np.abs(amp - np.abs(spec)).max() <= 1e-4 * np.abs(spec).max()
+        assert np.abs(pha - np.angle(canonical)).max() <= 1e-4, (h, w)
+
+
+@needs_export
+def test_exported_graph_has_no_full_width_basis(exported):
+    """Every DFT product of the exported graph is with an H x H basis or a W x (W//2+1) one:
+    the one-sided transforms cannot silently revert to W x W bases."""
+    import onnx
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    _, _, model = exported
+    proto = onnx.load(str(model))
+    h, w = 12, 10
+    for graph_input in proto.graph.input:
+        for dim, value in zip(graph_input.type.tensor_type.shape.dim, (1, 1, h, w)):
+            dim.Clear()
+            dim.dim_value = value
+    proto = SymbolicShapeInference.infer_shapes(proto, auto_merge=True)
+    shapes = {v.name: tuple(d.dim_value for d in v.type.tensor_type.shape.dim)
+              for v in proto.graph.value_info}
+    bases = [shapes[name] for node in proto.graph.node if node.op_type == 'MatMul'
+             for name in node.input if len(shapes.get(name, ())) == 2]
+    assert bases and set(bases) == {(h, h), (w, w // 2 + 1)}
 
 
 @needs_export
@@ -254,6 +323,10 @@ def test_benchmark_onnx_row(monkeypatch, capsys):
     monkeypatch.setattr(bench, 'ONNX_SIZES', ((12, 10),))
     assert bench.main(['--only', 'onnx', '--channels', '2', '--repeat', '1', '--warmup', '0',
                        '--device', 'cpu']) == 0
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| 12x10')]
-    assert [row.split('|')[2].strip() for row in rows] == ['torch (cpu)', 'onnxruntime']
-    assert all(float(row.split('|')[3]) > 0 for row in rows)
+    rows = [[cell.strip() for cell in line.split('|')[1:-1]]
+            for line in capsys.readouterr().out.splitlines() if line.startswith('| 12x10')]
+    assert [row[1] for row in rows] == ['torch lean (cpu)', 'onnxruntime']
+    (_, _, torch_ms, torch_ratio, *_), (_, _, ort_ms, ort_ratio, _, _, _, ort_err) = rows
+    assert float(torch_ms) > 0 and float(torch_ratio) == 1.0
+    assert float(ort_ratio) == pytest.approx(float(ort_ms) / float(torch_ms), abs=0.01)
+    assert all(float(row[7]) <= 1e-4 for row in rows)  # max abs vs float64, both engines

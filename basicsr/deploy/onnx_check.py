@@ -26,14 +26,27 @@ def random_pair(size: Tuple[int, int], seed: int) -> Tuple[torch.Tensor, torch.T
 
 
 @torch.no_grad()
+def reference_output(net: nn.Module, size: Tuple[int, int], seed: int = 0) -> torch.Tensor:
+    """(1,1,H,W) float64 reference output of ``net`` on ``random_pair(size, seed)``."""
+    vis_y, ir = random_pair(size, seed)
+    return reference_forward(copy.deepcopy(net).cpu().double().train(False), vis_y, ir)
+
+
+@torch.no_grad()
+def max_abs_to(run, reference: torch.Tensor, seed: int = 0) -> float:
+    """max |run(vis_y, ir) - reference| on ``random_pair`` of the reference's size, ``seed``
+    (the pair ``reference`` was computed on). ``run``: callable taking float32 (1,1,H,W)
+    tensors (e.g. an ``OnnxNetwork`` or a module)."""
+    vis_y, ir = random_pair(tuple(reference.shape[-2:]), seed)
+    return float((run(vis_y.float(), ir.float()).double().cpu() - reference).abs().max())
+
+
 def max_abs_to_reference(run, net: nn.Module, size: Tuple[int, int], seed: int = 0) -> float:
     """max |run(vis_y, ir) - the float64 reference of ``net``| on a random (H, W) pair.
 
     ``run``: callable taking float32 (1,1,H,W) tensors (e.g. an ``OnnxNetwork``).
     """
-    vis_y, ir = random_pair(size, seed)
-    reference = reference_forward(copy.deepcopy(net).cpu().double().train(False), vis_y, ir)
-    return float((run(vis_y.float(), ir.float()).double() - reference).abs().max())
+    return max_abs_to(run, reference_output(net, size, seed), seed)
 
 
 @torch.no_grad()

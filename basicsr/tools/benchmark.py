@@ -23,8 +23,10 @@ Sections:
 * ``vsm``: the vectorised ``vsm_saliency`` against a direct port of the published script
   (contrast table by two nested Python loops over the 256 gray levels, then a per-pixel
   lookup and min-max scaling) on a synthetic 460x630 image; both outputs must be equal.
-* ``onnx`` (only on request, minutes at C=16): the network exported to ONNX and run in
-  onnxruntime (CPU) against the torch module, latency and peak memory at 256x320 and 640x512.
+* ``onnx`` (only on request, minutes at C=16): the network exported to ONNX (fp32) and run in
+  onnxruntime (CPU) against the torch module's lean path, each in its own process: latency,
+  peak memory, bytes per pixel and max abs difference from the float64 reference at 256x320 and
+  640x512, with the onnxruntime/torch ratios of the run.
 * ``metrics``: ``compute_metrics`` with the cddfuse default metrics on a synthetic 576x768
   gray triple, one metric per call (each call includes the shared preparation), and all
   together.
@@ -203,16 +205,19 @@ def bench_metrics(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- onnxruntime
 
 def bench_onnx(args: argparse.Namespace, device: torch.device) -> Optional[list]:
-    """Exported model in onnxruntime (CPU) against the torch module on ``device``: latency and
-    peak memory at 256x320 and 640x512, each engine in its own process, same random weights."""
+    """Exported model in onnxruntime (CPU) against the torch module's lean path on ``device``:
+    latency, peak memory, bytes per pixel and max abs difference from the float64 reference
+    at 256x320 and 640x512, each engine in its own process, same random weights and frames;
+    ratios are onnxruntime / torch of this run."""
     import tempfile
     from basicsr.archs.dgfusion.module import DGFusion
     from basicsr.deploy.onnx_bench import measure_in_subprocess
+    from basicsr.deploy.onnx_check import reference_output
     from basicsr.deploy.onnx_export import export_onnx
     from basicsr.deploy.onnx_runtime import import_onnxruntime
 
-    console(f"\n### onnxruntime (CPU) against torch ({device}), C={args.channels}, batch 1, "
-            f"median of {args.repeat} after {args.warmup} warm-up\n")
+    console(f"\n### onnxruntime (CPU, fp32) against the torch lean path ({device}), "
+            f"C={args.channels}, batch 1, median of {args.repeat} after {args.warmup} warm-up\n")
     try:
         import_onnxruntime()
         with tempfile.TemporaryDirectory() as tmp:
@@ -223,16 +228,27 @@ def bench_onnx(args: argparse.Namespace, device: torch.device) -> Optional[list]
             export_onnx(net, model)
             rows = []
             for h, w in ONNX_SIZES:
-                for engine, path in (('torch', ckpt), ('onnxruntime', model)):
-                    ms, mib = measure_in_subprocess(engine, str(path), (h, w), args.repeat,
-                                                    args.warmup, args.threads, str(device))
+                reference = None
+                if not args.no_accuracy:
+                    reference = str(Path(tmp) / f'ref_{h}x{w}.pt')
+                    torch.save(reference_output(net, (h, w)), reference)
+                figures = {engine: measure_in_subprocess(engine, str(path), (h, w), args.repeat,
+                                                         args.warmup, args.threads, str(device),
+                                                         reference)
+                           for engine, path in (('torch', ckpt), ('onnxruntime', model))}
+                base_ms, base_mib, _ = figures['torch']
+                for engine, (ms, mib, err) in figures.items():
                     rows.append([f'{h}x{w}', engine if engine == 'onnxruntime' else
-                                 f'torch ({device})', f'{ms:.1f}',
-                                 'n/a' if mib is None else f'{mib:.0f}'])
+                                 f'torch lean ({device})', f'{ms:.1f}', f'{ms / base_ms:.2f}',
+                                 'n/a' if mib is None else f'{mib:.0f}',
+                                 'n/a' if mib is None or not base_mib else f'{mib / base_mib:.2f}',
+                                 'n/a' if mib is None else f'{mib * 2 ** 20 / (h * w):.0f}',
+                                 'n/a' if err is None else f'{err:.2e}'])
     except DGFusionError as err:
         console(f"skipped: {err}")
         return None
-    console(table(['HxW', 'engine', 'ms', 'peak memory MiB (over idle)'], rows))
+    console(table(['HxW', 'engine', 'ms', 'latency ratio', 'peak MiB (over idle)',
+                   'memory ratio', 'bytes/pixel', 'max abs vs float64'], rows))
     return rows
 
 

@@ -95,7 +95,7 @@ def run_test(args: argparse.Namespace) -> int:
                        where='path.pretrain_network_g', network_g=opt['network_g'])
     check_network_options(written_network_g(loaded, args.overrides), model,
                           'path.pretrain_network_g')
-    logger.info('loaded %s', model.describe())
+    logger.info('loaded %s, val.precision %s', model.describe(), opt['val']['precision'])
     failed = 0
     for name, dataset in datasets:
         failed += run_set(model.net, dataset, name, out_root, opt, args.tile, overlap, compare)
@@ -121,7 +121,8 @@ def run_set(net, dataset: FusionDataset, name: str, out_root: Path, opt: Dict,
     try:
         for outcome in iter_set(net, dataset, out_dir if opt['val']['save_img'] else None,
                                 metrics['names'], metrics['convention'], tile=tile, overlap=overlap,
-                                max_images=opt['val'].get('max_images')):
+                                max_images=opt['val'].get('max_images'),
+                                precision=opt['val']['precision']):
             if outcome.error is not None:
                 failures.append(outcome)
                 console(f"failed: {outcome.stem}: {outcome.error}", err=True)

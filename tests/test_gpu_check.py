@@ -16,6 +16,9 @@ def test_gpu_check_quick_on_cpu(tmp_path):
     figures = json.loads(out.read_text())
     assert figures['accuracy_ok'] is True
     assert {'16x20_b1_fp32', '16x20_b2_bf16'} <= set(figures['speed'])
+    agreement = figures['speed']['16x20_bf16_vs_fp32']  # fuse(precision='bf16') vs fp32, 8-bit
+    assert agreement['psnr_db'] > 30 and 0 <= agreement['max_diff'] <= 255
+    assert '| fuse 16x20 bf16 vs fp32 (8-bit) | PSNR ' in res.stdout
     assert '| accuracy 9x11 | fp32 max abs vs float64' in res.stdout
 
 

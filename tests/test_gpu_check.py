@@ -27,3 +27,16 @@ def test_gpu_check_refuses_cpu_without_quick(tmp_path):
                           '--json', str(tmp_path / 'g.json')], capture_output=True, text=True,
                          timeout=120, cwd=ROOT)
     assert res.returncode == 2 and res.stderr.startswith('error:')
+
+
+def test_gpu_check_skips_bf16_rows_where_bf16_is_not_native(monkeypatch):
+    import torch
+
+    from basicsr.archs.dgfusion.module import DGFusion
+    from basicsr.models import precision
+    from basicsr.tools import gpu_check
+    monkeypatch.setattr(precision, 'cpu_has_native_bf16', lambda: False)
+    net = DGFusion(2).train(False)
+    rows, figures = gpu_check.check_speed(net, torch.device('cpu'), [(8, 12)], [1])
+    assert rows[0][0] == 'bf16 rows skipped' and 'no native bfloat16' in rows[0][1]
+    assert set(figures) == {'8x12_b1_fp32'}

@@ -6,7 +6,8 @@ the inputs, and a per-image table (latency and the configured metrics, computed 
 ``scripts/evaluate.py`` computes them on the written files) with the mean, and beside it a
 self-contained ``report.html``: the table and per pair thumbnails vis | ir | fused | the
 methods given with ``--compare NAME=FOLDER`` (shown, not scored; ``scripts/evaluate.py``
-scores them).
+scores them). The network runs in ``val.precision`` (``fp32`` by default; ``bf16`` or ``fp16``
+where the device computes them natively, see ``basicsr/models/precision.py``).
 
 Exit status: 0 all pairs fused; 1 some pairs failed or were unmatched (each named, the table
 holds the others); 2 bad options or setup; 130 interrupted (the table so far is written).

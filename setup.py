@@ -18,6 +18,7 @@ CONSOLE_SCRIPTS = {
     'convert': 'basicsr.tools.convert_checkpoint',
     'plot': 'basicsr.tools.plot_curves',
     'benchmark': 'basicsr.tools.benchmark',
+    'precision': 'basicsr.tools.precision_check',
     'download': 'basicsr.data.download',
 }
 

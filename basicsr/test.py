@@ -6,7 +6,8 @@ the inputs, and a per-image table (latency and the configured metrics, computed 
 ``scripts/evaluate.py`` computes them on the written files) with the mean, and beside it a
 self-contained ``report.html``: the table and per pair thumbnails vis | ir | fused | the
 methods given with ``--compare NAME=FOLDER`` (shown, not scored; ``scripts/evaluate.py``
-scores them).
+scores them). The network runs in ``val.precision`` (``fp32`` by default; ``bf16`` or ``fp16``
+where the device computes them natively, see ``basicsr/models/precision.py``).
 
 Exit status: 0 all pairs fused; 1 some pairs failed or were unmatched (each named, the table
 holds the others); 2 bad options or setup; 130 interrupted (the table so far is written).
@@ -95,7 +96,7 @@ def run_test(args: argparse.Namespace) -> int:
                        where='path.pretrain_network_g', network_g=opt['network_g'])
     check_network_options(written_network_g(loaded, args.overrides), model,
                           'path.pretrain_network_g')
-    logger.info('loaded %s', model.describe())
+    logger.info('loaded %s, val.precision %s', model.describe(), opt['val']['precision'])
     failed = 0
     for name, dataset in datasets:
         failed += run_set(model.net, dataset, name, out_root, opt, args.tile, overlap, compare)
@@ -121,7 +122,8 @@ def run_set(net, dataset: FusionDataset, name: str, out_root: Path, opt: Dict,
     try:
         for outcome in iter_set(net, dataset, out_dir if opt['val']['save_img'] else None,
                                 metrics['names'], metrics['convention'], tile=tile, overlap=overlap,
-                                max_images=opt['val'].get('max_images')):
+                                max_images=opt['val'].get('max_images'),
+                                precision=opt['val']['precision']):
             if outcome.error is not None:
                 failures.append(outcome)
                 console(f"failed: {outcome.stem}: {outcome.error}", err=True)

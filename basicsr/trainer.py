@@ -239,7 +239,8 @@ class Trainer:
         out_dir = self.exp_dir / 'visualization' / f"iter_{it:08d}" if val['save_img'] else None
         names = val['metrics']['names']
         rows = evaluate_set(self.model, self.val_loader, out_dir, names, val['metrics']['convention'],
-                            max_images=val['max_images'], show_progress=False)
+                            max_images=val['max_images'], show_progress=False,
+                            precision=val.get('precision', 'fp32'))
         means = mean_row(rows)
         if names:
             write_csv(self.exp_dir / 'val' / f"metrics_iter_{it:08d}.csv", rows)

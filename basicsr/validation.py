@@ -44,13 +44,15 @@ def iter_set(net: nn.Module, dataset: FusionDataset, out_dir: Optional[Path] = N
              metric_names: Sequence[str] = (), convention: str = 'cddfuse',
              max_images: Optional[int] = None, tile: Optional[int] = None,
              overlap: Optional[int] = None, show_progress: bool = True,
-             image_suffix: str = '.png') -> Iterator[Outcome]:
+             image_suffix: str = '.png', precision: str = 'fp32') -> Iterator[Outcome]:
     """Fuse the pairs of a dataset that meets the contract (:mod:`basicsr.data.contract`) one
     by one.
 
     Yields first one failed :class:`Outcome` per unmatched name, then one per pair: the fused
     image is written to ``<out_dir>/<stem><image_suffix>`` (atomically) when ``out_dir`` is
     set; a pair that cannot be read, fused or scored is reported and the next one follows.
+    ``precision`` (``val.precision``) is the autocast of the network call (see
+    :func:`basicsr.inference.fuse`); the device's support is checked with the options.
     """
     for stem, message in dataset.unmatched:
         yield Outcome(stem, error=message)
@@ -64,7 +66,8 @@ def iter_set(net: nn.Module, dataset: FusionDataset, out_dir: Optional[Path] = N
         try:
             pair = dataset.read(index)
             with Stopwatch(device) as watch:
-                fused = fuse(net, pair.vis[None], pair.ir[None], tile=tile, overlap=overlap)
+                fused = fuse(net, pair.vis[None], pair.ir[None], tile=tile, overlap=overlap,
+                             precision=precision)
             fused_u8 = tensor2img(fused)
             row: Row = {'image': stem, 'latency_ms': watch.seconds * 1000.0}
             if out_dir is not None:
@@ -82,9 +85,11 @@ def iter_set(net: nn.Module, dataset: FusionDataset, out_dir: Optional[Path] = N
 
 def evaluate_set(model, loader, out_dir: Optional[Path], metric_names: Sequence[str] = (),
                  convention: str = 'cddfuse', max_images: Optional[int] = None,
-                 show_progress: bool = True, image_suffix: str = '.png') -> List[Row]:
+                 show_progress: bool = True, image_suffix: str = '.png',
+                 precision: str = 'fp32') -> List[Row]:
     """Validation during training: :func:`iter_set` with the model's EMA network (else its
-    network) on ``loader.dataset``; failures and n/a metrics are logged as warnings.
+    network) on ``loader.dataset`` under ``precision`` (``val.precision``); failures and n/a
+    metrics are logged as warnings.
 
     Returns one row per fused pair: ``image``, ``latency_ms`` and one value per metric.
     """
@@ -95,7 +100,7 @@ def evaluate_set(model, loader, out_dir: Optional[Path], metric_names: Sequence[
     try:
         for outcome in iter_set(net, loader.dataset, out_dir, metric_names, convention,
                                 max_images=max_images, show_progress=show_progress,
-                                image_suffix=image_suffix):
+                                image_suffix=image_suffix, precision=precision):
             if outcome.error is not None:
                 logger.warning('validation: %s skipped: %s', outcome.stem, outcome.error)
                 continue

@@ -9,6 +9,7 @@ import torch.nn as nn
 from basicsr.archs.contract import bytes_per_pixel
 from basicsr.inference.memory import MIN_TILE, check_fits
 from basicsr.inference.tiling import fuse_tiled
+from basicsr.models.precision import autocast
 from basicsr.utils.color import merge_luma, split_luma
 from basicsr.utils.errors import ConfigError, DataError
 
@@ -47,7 +48,7 @@ def _check_inputs(vis: torch.Tensor, ir: torch.Tensor) -> None:
 @torch.inference_mode()
 def fuse(net: nn.Module, vis: torch.Tensor, ir: torch.Tensor, tile: Optional[int] = None,
          overlap: Optional[int] = None, memory_budget: Optional[int] = None,
-         check_memory: bool = True) -> torch.Tensor:
+         check_memory: bool = True, precision: str = 'fp32') -> torch.Tensor:
     """Fuse visible and infrared images with a fusion network, as the published DGFusion
     pipeline does.
 
@@ -67,6 +68,11 @@ def fuse(net: nn.Module, vis: torch.Tensor, ir: torch.Tensor, tile: Optional[int
             fit (:class:`basicsr.inference.memory.FrameTooLarge`, with a suggested tile), by
             the network's memory model (:func:`basicsr.archs.contract.bytes_per_pixel`;
             none: not checked).
+        precision: ``fp32`` (default: no autocast), ``bf16`` or ``fp16``: the network call
+            runs under that autocast (:func:`basicsr.models.precision.autocast`; which
+            precision a device may use is the caller's check,
+            :func:`basicsr.models.precision.check_precision`); its output is cast to float32
+            before the clamp and colour merge.
 
     Returns:
         (B,3,H,W) or (B,1,H,W) float32 in [0,1] on the network's device.
@@ -83,5 +89,6 @@ def fuse(net: nn.Module, vis: torch.Tensor, ir: torch.Tensor, tile: Optional[int
         check_fits(bytes_per_pixel(net), region, b, device, memory_budget, tiled=not whole,
                    network=type(net).__name__)
     vis_y, cbcr = split_luma(vis)
-    fused_y = net(vis_y, ir) if whole else fuse_tiled(net, vis_y, ir, tile, resolve_overlap(tile, overlap))
+    with autocast(precision, device):
+        fused_y = net(vis_y, ir) if whole else fuse_tiled(net, vis_y, ir, tile, resolve_overlap(tile, overlap))
     return merge_luma(fused_y.float(), cbcr)

@@ -1,4 +1,5 @@
-"""Training precision: ``train.precision: fp32 | bf16 | fp16``.
+"""Precision of training (``train.precision``) and of inference (``val.precision`` of test.py and
+validation, ``scripts/fuse.py --precision``): ``fp32 | bf16 | fp16``, with the same rules.
 
 * ``fp32``: everything in float32.
 * ``bf16``: autocast to bfloat16 on any device that computes it natively. Every convolution
@@ -16,6 +17,7 @@ one line instead of taking a silently slow path.
 from __future__ import annotations
 
 import platform
+import warnings
 from typing import Optional
 
 import torch
@@ -40,6 +42,19 @@ def bf16_supported(device: torch.device) -> bool:
     if device.type == 'cpu':
         return cpu_has_native_bf16()
     return False
+
+
+def bf16_autocast_available(device: torch.device) -> bool:
+    """Whether bfloat16 autocast runs on ``device`` at all, natively or emulated (a
+    convolution under it gives bfloat16); for agreement checks, not for speed."""
+    try:
+        x = torch.ones(1, 1, 4, 4, device=device)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # an unsupported dtype only warns and disables
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                return torch.nn.functional.conv2d(x, x[..., :3, :3]).dtype == torch.bfloat16
+    except (RuntimeError, ValueError):
+        return False
 
 
 def precision_problem(precision: str, device: torch.device, key: str = 'train.precision') -> Optional[str]:

@@ -18,7 +18,7 @@ from basicsr.options.fields import Problems, fill_schema
 from basicsr.options.paths import check_name, check_paths
 from basicsr.options.registered import check_type_section
 from basicsr.options.schema import TEST_SCHEMA, TRAIN_SCHEMA, documented_keys
-from basicsr.options.training import validate_metrics, validate_train_sections
+from basicsr.options.training import validate_metrics, validate_train_sections, validate_val_precision
 from basicsr.utils.dist import parse_device
 from basicsr.utils.errors import ConfigError, brief
 from basicsr.utils.logger import console
@@ -130,6 +130,7 @@ def load_options(path: str | Path, is_train: bool = True, overrides: Sequence[st
     else:
         check_type_section(ARCH_REGISTRY, opt.get('network_g'), 'network_g.', probs)
     validate_metrics(opt, probs)
+    validate_val_precision(opt, probs)
     check_paths(opt, probs, is_train)
     probs.raise_if_any()
     return LoadedOptions(opt, path.read_text(encoding='utf-8'), str(path), probs.warnings)

@@ -20,6 +20,9 @@ LOADER_FIELDS: Dict[str, Field] = {
     'num_worker_per_gpu': option(int, 0, minimum=0),
 }
 
+VAL_PRECISION_DOC = ('autocast of the network when fusing (test.py, validation during training): '
+                     'fp32 | bf16 (native bfloat16 only) | fp16 (CUDA); independent of train.precision')
+
 TRAIN_SCHEMA: Dict[str, Any] = {
     'name': option(str),
     'model_type': option(str, 'FusionModel'),
@@ -54,6 +57,7 @@ TRAIN_SCHEMA: Dict[str, Any] = {
         'val_freq': option(int, 0, doc='0 = no validation', minimum=0),
         'save_img': option(bool, True),
         'max_images': option((int, type(None)), None, minimum=1),
+        'precision': option(str, 'fp32', choices=PRECISIONS, doc=VAL_PRECISION_DOC),
         'metrics': {
             'names': option(list, []),
             'convention': option(str, DEFAULT_CONVENTION, choices=CONVENTIONS),
@@ -80,6 +84,7 @@ TEST_SCHEMA: Dict[str, Any] = {
         'save_img': option(bool, True),
         'max_images': option((int, type(None)), None, doc='first N pairs of each set, null = all',
                          minimum=1),
+        'precision': option(str, 'fp32', choices=PRECISIONS, doc=VAL_PRECISION_DOC),
         'metrics': {
             'names': option(list, []),
             'convention': option(str, DEFAULT_CONVENTION, choices=CONVENTIONS),

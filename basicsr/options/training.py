@@ -1,5 +1,5 @@
 """Checks of the training sections (network, optimiser, scheduler, losses, precision) and of
-the validation metrics."""
+the validation metrics and precision."""
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -64,16 +64,28 @@ def _check_precision(opt: Dict[str, Any], train: Dict[str, Any], probs: Problems
             probs.add('train.use_amp', f"true (fp16) conflicts with train.precision: "
                       f"{train.get('precision')}; drop use_amp")
             return
-    precision, spec = train.get('precision'), opt.get('device', 'auto')
+    _check_on_device(opt, train.get('precision'), 'train.precision', probs)
+
+
+def _check_on_device(opt: Dict[str, Any], precision: Any, key: str, probs: Problems) -> None:
+    """Report at ``key`` a ``precision`` that the options' device cannot run."""
+    spec = opt.get('device', 'auto')
     if precision not in PRECISIONS or not isinstance(spec, str) or parse_device(spec):
         return  # reported by the schema / the device check
     if spec == 'auto':
         spec = 'cuda' if torch.cuda.is_available() else 'cpu'
     if spec.startswith('cuda') and not torch.cuda.is_available():
         return  # the run reports the missing GPU itself
-    problem = precision_problem(precision, torch.device(spec.split(':')[0]), 'train.precision')
+    problem = precision_problem(precision, torch.device(spec.split(':')[0]), key)
     if problem:
-        probs.add('train.precision', problem.split(': ', 1)[1])
+        probs.add(key, problem.split(': ', 1)[1])
+
+
+def validate_val_precision(opt: Dict[str, Any], probs: Problems) -> None:
+    """Check ``val.precision`` (test.py, and validation during training) against the device."""
+    val = opt.get('val')
+    if isinstance(val, dict):
+        _check_on_device(opt, val.get('precision'), 'val.precision', probs)
 
 
 def validate_train_sections(opt: Dict[str, Any], probs: Problems) -> None:

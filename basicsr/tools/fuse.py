@@ -9,7 +9,7 @@ Usage (from the repository root)::
     python scripts/fuse.py --weights CKPT --layout msrs --root DIR --split test --out OUT_DIR
         [--device auto|cpu|cuda|cuda:N] [--batch N] [--no-ema] [--tile N [--tile-overlap M]]
         [--ir-range minmax|percentile:LO,HI|fixed:LO,HI] [--resize ir|vis]
-        [--save fused grid mask] [--ext png] [--max-memory GIB]
+        [--save fused grid mask] [--ext png] [--max-memory GIB] [--precision fp32|bf16|fp16]
 
 ``--weights`` is a checkpoint file (ours or a published state dict; layout and width are
 detected) or a checkpoints folder (its ``latest`` file, else the newest ``*.pth``); without it
@@ -32,6 +32,14 @@ folders (dronevehicle, llvip, msrs, m3fd, vtuav, dgfusion; ``basicsr/data/layout
 quirks: ``--border`` and ``--resize`` default to the layout's (DroneVehicle's 100-pixel frame is
 cut; VTUAV's infrared frames are resampled to the visible size and its pairs are written as
 ``OUT/<sequence>/<frame>``).
+
+``--precision`` (torch engine): ``fp32`` (default, float32 throughout), ``bf16`` (the network
+runs under bfloat16 autocast: convolutions in bfloat16, DGFusion's spectral steps in float32;
+the output is cast to float32 before the clamp) on a device that computes bfloat16 natively
+(a GPU with bf16, a CPU with AVX-512 BF16, AMX or Arm BF16; elsewhere it is emulated, slower
+than fp32, and refused), ``fp16`` on CUDA only. The rules are those of ``train.precision``
+(``basicsr/models/precision.py``). An ``.onnx`` file has its own precision, so ``--engine onnx``
+takes fp32 only.
 
 ``--save`` picks what is written: ``fused`` (default), ``grid`` (vis | ir | fused side by
 side) and ``mask`` (the VSM visible-weight mask); in folder mode they go to ``OUT/``,
@@ -66,13 +74,14 @@ from basicsr.inference.baselines import BASELINES, BaselineModel
 from basicsr.inference.fusion import resolve_overlap
 from basicsr.inference.loader import REFERENCE_WEIGHTS, REPO_ROOT, find_checkpoint
 from basicsr.inference.video import PAIR_ERRORS, Item, batches, prefetch
+from basicsr.models.precision import PRECISIONS, check_precision
 from basicsr.tools.fuse_plan import SAVE_KINDS, check_args, plan_run
 from basicsr.utils.cli import command, exit_status
 from basicsr.utils.errors import (EXIT_INTERRUPTED, ConfigError,
                                   DataError, one_line)
 from basicsr.utils.img_util import tensor2img
 from basicsr.utils.ir_range import DEFAULT_IR_RANGE, unit_to_u8
-from basicsr.utils.dist import parse_device
+from basicsr.utils.dist import parse_device, resolve_device
 from basicsr.utils.logger import console
 
 
@@ -108,6 +117,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--ext', default='png', help='image extension of fused images (folder mode)')
     parser.add_argument('--max-memory', type=float, default=None, metavar='GIB',
                         help='memory a network pass may use (default: 90%% of the free memory)')
+    parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
+                        help='torch engine: fp32 (default), bf16 (needs native bfloat16) or '
+                             'fp16 (CUDA only), as train.precision')
     parser.add_argument('--engine', choices=('torch', 'onnx') + tuple(BASELINES), default='torch',
                         help='torch (checkpoint), onnx (--weights is a .onnx file from '
                              'scripts/export_onnx.py, run in onnxruntime on the CPU), or a '
@@ -161,7 +173,8 @@ def fuse_batch(net, group: List[Item], args: argparse.Namespace, overlap: Option
     ir = torch.stack([it.pair.ir for it in group])
     param = next(net.parameters(), None)  # none for the onnx engine (CPU)
     with Stopwatch(param.device if param is not None else torch.device('cpu')) as watch:
-        fused = fuse(net, vis, ir, tile=args.tile, overlap=overlap, memory_budget=budget)
+        fused = fuse(net, vis, ir, tile=args.tile, overlap=overlap, memory_budget=budget,
+                     precision=args.precision)
     for k, item in enumerate(group):
         fused_u8 = tensor2img(fused[k])
         if 'fused' in sinks:
@@ -203,7 +216,12 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--weights: not given and the reference model "
                               f"{REFERENCE_WEIGHTS} is missing (pass a checkpoint)")
         args.weights = REFERENCE_WEIGHTS
+    if args.engine != 'torch' and args.precision != 'fp32':
+        why = 'the .onnx file has its own precision' if args.engine == 'onnx' else 'a weight-free baseline'
+        raise ConfigError(f"--precision: {args.precision} is for --engine torch; --engine "
+                          f"{args.engine} runs as it is ({why}): drop --precision")
     if args.engine == 'torch':
+        check_precision(args.precision, resolve_device(args.device), '--precision')
         find_checkpoint(args.weights, '--weights')
     warnings: List[str] = []
     plan = plan_run(args, warnings)  # every output location is checked before the model loads
@@ -215,8 +233,9 @@ def run(args: argparse.Namespace) -> int:
         for sink in plan.sinks.values():
             sink.close()
         raise
-    console(f"loaded {model.describe()}" + (f", tiles {args.tile} overlap "
-                                          f"{resolve_overlap(args.tile, overlap)}" if args.tile else ''))
+    extras = ([f"precision {args.precision}"] if args.precision != 'fp32' else []) + (
+        [f"tiles {args.tile} overlap {resolve_overlap(args.tile, overlap)}"] if args.tile else [])
+    console(', '.join([f"loaded {model.describe()}", *extras]))
     latencies: List[float] = []
     failed: List[str] = []
     done = 0

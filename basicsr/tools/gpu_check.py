@@ -11,12 +11,16 @@ Rows:
   (max abs difference, sizes odd/even/mixed up to 256x320), and with bfloat16 autocast
   (convolutions in bfloat16, spectra in float32) as PSNR against float32;
 * speed: latency, frames per second and peak memory (CUDA max allocated above the start) of
-  the lean forward at 640x512 and 1920x1080, batch 1 and 8, float32 and bfloat16 autocast,
-  and of the plain float32 evaluation at 640x512 batch 1 for the ratio;
+  the lean forward at 640x512 and 1920x1080, batch 1 and 8, float32 and bfloat16 autocast
+  (``--precision bf16`` of ``fuse.py``; skipped where the GPU has no native bfloat16), and of
+  the plain float32 evaluation at 640x512 batch 1 for the ratio;
+* bf16 agreement: at each speed size, PSNR and max difference of the 8-bit image fused by
+  :func:`basicsr.inference.fuse` with ``precision='bf16'`` against ``'fp32'``;
 * training: AMP (float16 autocast with a gradient scaler, spectra in float32) steps per second
   at batch 16 x 128x128.
 
-``--quick`` runs the same code on tiny sizes (a smoke test that works on a CPU too).
+``--quick`` runs the same code on tiny sizes (a smoke test that works on a CPU too, bfloat16
+emulated where the CPU lacks it).
 Exit status: 0; 1 when an accuracy check fails its bound; 2 on bad arguments or no device.
 """
 from __future__ import annotations
@@ -32,10 +36,14 @@ import torch
 
 from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.archs.dgfusion.reference import reference_forward
+from basicsr.inference import fuse
+from basicsr.models.precision import autocast, precision_problem
 from basicsr.inference.timing import median_seconds
 from basicsr.utils.cli import command
 from basicsr.utils.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_SETUP
 from basicsr.tools.benchmark_network import PeakMemory
+from basicsr.tools.precision_check import agreement
+from basicsr.utils.img_util import tensor2img
 from basicsr.utils.logger import console
 
 FP32_BOUND = 5e-4  # max abs vs float64 (float32 rounding alone gives ~1.2e-4 at 256x320)
@@ -89,15 +97,34 @@ def check_accuracy(net: DGFusion, device: torch.device, sizes) -> Tuple[List[Lis
     return rows, ok
 
 
-def check_speed(net: DGFusion, device: torch.device, sizes, batches) -> Tuple[List[List[str]], Dict]:
+def check_bf16_agreement(net: DGFusion, device: torch.device, size) -> Tuple[List[str], Dict]:
+    """8-bit agreement of ``fuse(..., precision='bf16')`` with fp32 on a random (H, W) pair."""
+    vis_y, ir = inputs(1, size, device)
+    images = [tensor2img(fuse(net, vis_y, ir, precision=mode, check_memory=False))
+              for mode in ('fp32', 'bf16')]
+    psnr8, diff = agreement(images[1], images[0])
+    return ([f'fuse {size[0]}x{size[1]} bf16 vs fp32 (8-bit)', f'PSNR {psnr8:.1f} dB',
+             f'max diff {diff} levels', ''], {'psnr_db': psnr8, 'max_diff': diff})
+
+
+def check_speed(net: DGFusion, device: torch.device, sizes, batches,
+                emulated_bf16: bool = False) -> Tuple[List[List[str]], Dict]:
+    """Speed rows; bf16 ones only where the device computes it natively, or with
+    ``emulated_bf16`` (the ``--quick`` smoke test)."""
     rows, figures = [], {}
+    problem = None if emulated_bf16 else precision_problem('bf16', device, 'bf16')
+    modes = ('fp32',) if problem else ('fp32', 'bf16')
+    if problem:
+        rows.append(['bf16 rows skipped', problem.split(': ', 1)[1], '', ''])
     for size in sizes:
+        if not problem:
+            row, figures[f'{size[0]}x{size[1]}_bf16_vs_fp32'] = check_bf16_agreement(net, device, size)
+            rows.append(row)
         for batch in batches:
             vis_y, ir = inputs(batch, size, device)
-            for mode in ('fp32', 'bf16'):
+            for mode in modes:
                 def run() -> None:
-                    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                                enabled=mode == 'bf16'):
+                    with torch.inference_mode(), autocast(mode, device):
                         net(vis_y, ir)
                 try:
                     sec, peak = median_seconds(run, device, 5, 2), peak_bytes(run, device)
@@ -165,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     net = DGFusion(args.channels).to(device).train(False)
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'
     rows, ok = check_accuracy(net, device, acc_sizes)
-    speed_rows, speed = check_speed(net, device, speed_sizes, batches)
+    speed_rows, speed = check_speed(net, device, speed_sizes, batches, emulated_bf16=args.quick)
     plain_rows, plain = check_plain(net, device, plain_size)
     train_row, its = check_training(args.channels, device, train_shape, steps=3 if args.quick else 10)
     rows += speed_rows + plain_rows + [train_row]

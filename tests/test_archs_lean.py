@@ -6,6 +6,7 @@ import basicsr.archs.dgfusion.lean as lean
 from basicsr.archs.dgfusion.module import DGFusion
 from basicsr.archs.dgfusion.reference import reference_forward
 from basicsr.archs.dgfusion.spectral import canonical_fft2, canonical_rfft2, unfold_half_
+from basicsr.models.precision import bf16_autocast_available
 
 SIZES = [(15, 21), (16, 20), (16, 21), (21, 16), (1, 10), (9, 1), (40, 33)]
 
@@ -144,16 +145,8 @@ def test_polar_stacked_function_gradients():
     assert torch.autograd.gradcheck(polar_to_stacked_lean, (amp, pha))
 
 
-def _bf16_autocast_works() -> bool:
-    try:
-        with torch.autocast('cpu', dtype=torch.bfloat16):
-            torch.nn.functional.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 3, 3))
-        return True
-    except RuntimeError:
-        return False
-
-
-needs_bf16 = pytest.mark.skipif(not _bf16_autocast_works(), reason='no bfloat16 autocast on this CPU')
+needs_bf16 = pytest.mark.skipif(not bf16_autocast_available(torch.device('cpu')),
+                                reason='no bfloat16 autocast on this CPU')
 
 
 @needs_bf16

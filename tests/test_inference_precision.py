@@ -24,6 +24,7 @@ from basicsr.utils.color import merge_luma, split_luma
 from basicsr.utils.errors import ConfigError
 from basicsr.utils.img_util import tensor2img
 from tests.conftest import train_options, write_pairs
+from tests.test_test_script import write_test_options
 
 CPU = torch.device('cpu')
 BF16_UNIT_ROUNDOFF = 2.0 ** -8  # bfloat16 keeps 8 significant bits (7 stored)
@@ -160,21 +161,8 @@ def test_fuse_bf16_runs_where_native_and_fp32_is_the_default(fuse_case, monkeypa
 
 def _test_options(tmp_path: Path, precision: str) -> Path:
     data = write_pairs(tmp_path / 'test', n=2, size=(17, 23), masks=False, seed=3)
-    path = tmp_path / 'test.yml'
-    path.write_text(f"""name: prec_test
-device: cpu
-datasets:
-  test_1:
-    name: set_a
-    dataroot_vis: {data['vis']}
-    dataroot_ir: {data['ir']}
-path:
-  results_root: {tmp_path / 'results'}
-  pretrain_network_g: {_checkpoint(tmp_path / 'net.pth')}
-val:
-  precision: {precision}
-""")
-    return path
+    return write_test_options(tmp_path, data, _checkpoint(tmp_path / 'net.pth'),
+                              val_extra=f'  precision: {precision}\n')
 
 
 def test_test_py_refuses_bf16_without_native_support(tmp_path, monkeypatch, capsys):
@@ -182,7 +170,7 @@ def test_test_py_refuses_bf16_without_native_support(tmp_path, monkeypatch, caps
     assert run_test_cli(['-opt', str(_test_options(tmp_path, 'bf16'))]) == 2
     err = capsys.readouterr().err
     assert 'val.precision: bf16 is not supported here' in err and 'Traceback' not in err
-    assert not (tmp_path / 'results' / 'prec_test' / 'set_a').exists()
+    assert not (tmp_path / 'results' / 'tiny_test' / 'set_a').exists()
 
 
 def test_test_py_refuses_unknown_precision_in_the_options(tmp_path, capsys):
@@ -196,7 +184,7 @@ def test_test_py_fuses_in_bf16_where_native(tmp_path, monkeypatch, capsys):
     _native_bf16(monkeypatch, True)
     opt = _test_options(tmp_path, 'bf16')
     assert run_test_cli(['-opt', str(opt)]) == 0
-    out = tmp_path / 'results' / 'prec_test' / 'set_a'
+    out = tmp_path / 'results' / 'tiny_test' / 'set_a'
     net = _net(2)
     for stem in ('000', '001'):
         pair = read_pair(tmp_path / 'test' / 'vis' / f'{stem}.png', tmp_path / 'test' / 'ir' / f'{stem}.png')

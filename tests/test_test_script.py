@@ -20,7 +20,9 @@ PARITY = REPO / 'tests' / 'data' / 'dgfusion_c4.pt'
 
 
 def write_test_options(tmp_path: Path, data, ckpt, metrics: str = '[]', convention: str = 'cddfuse',
-                       results: Path = None, extra: str = '') -> Path:
+                       results: Path = None, extra: str = '', val_extra: str = '') -> Path:
+    """test.py options for one set ``set_a`` (run name ``tiny_test``): ``extra`` goes in at the
+    top level, ``val_extra`` (indented lines) into the ``val`` section."""
     path = tmp_path / 'test.yml'
     path.write_text(f"""name: tiny_test
 device: cpu
@@ -36,7 +38,7 @@ val:
   metrics:
     names: {metrics}
     convention: {convention}
-""")
+{val_extra}""")
     return path
 
 

@@ -26,7 +26,6 @@ Accuracy is the max abs difference to the float64 evaluation of ``reference_forw
 from __future__ import annotations
 
 import json
-import math
 import sys
 import tempfile
 from pathlib import Path
@@ -159,12 +158,12 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
 def agreement_8bit(fused: torch.Tensor, base: torch.Tensor) -> Dict[str, float]:
     """PSNR (dB) and largest level difference of two fused Y maps (any shape, values in about
     [0,1]) after clamping to [0,1] and rounding to 8 bits; ``inf`` dB when they are equal."""
-    def u8(x: torch.Tensor) -> torch.Tensor:
-        return (x.double().clamp(0, 1) * 255).round()
-    diff = u8(fused) - u8(base)
-    mse = diff.square().mean().item()
-    psnr = float('inf') if mse == 0 else 10 * math.log10(255 ** 2 / mse)
-    return {'psnr_8bit_db': psnr, 'max_levels': diff.abs().max().item()}
+    from basicsr.tools.precision_check import agreement
+
+    def u8(x: torch.Tensor):
+        return (x.double().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    psnr, levels = agreement(u8(fused), u8(base))
+    return {'psnr_8bit_db': psnr, 'max_levels': levels}
 
 
 def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
